@@ -1,0 +1,1 @@
+"""heslock benchmarks (run with ``make bench``); figures go to docs/benchmarks.md."""

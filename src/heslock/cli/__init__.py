@@ -1,0 +1,69 @@
+"""The ``heslock`` command line: the composition root of every party.
+
+Only this package (and ``heslock.demo``) may import more than one party. Each command
+group lives in its own module and is registered below. Expected failures (bad input, a
+refused frame, an unreachable server) print one line to stderr and exit with a
+documented code, never a traceback::
+
+    0 ok   2 usage / bad input   3 refused by the lock   4 not allowed   5 unreachable
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from heslock.errors import HeslockError, UsageError
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_REFUSED = 3
+EXIT_FORBIDDEN = 4
+EXIT_UNREACHABLE = 5
+
+app = typer.Typer(
+    name="heslock",
+    help="heslock: ISO/IEC 14543-5-104 smart locks — server, gateway, lock simulator, client.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    # One line per command group; each module owns its own sub-app.
+    # Imported here so `heslock --help` stays fast as parties grow.
+    from heslock.cli import demo, frame  # noqa: PLC0415
+
+    app.add_typer(frame.app, name="frame")
+    app.command("demo")(demo.demo)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point. Turns every expected failure into one line and an exit code."""
+    _register()
+    try:
+        # standalone_mode=False: typer returns the exit code of typer.Exit instead of exiting
+        result = app(args=argv, standalone_mode=False)
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
+        print("heslock: aborted", file=sys.stderr)
+        return 130
+    except typer.TyperException as exc:  # usage errors: missing or malformed flags
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        if message:  # "no arguments" has already printed the help
+            print(f"heslock: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except UsageError as exc:
+        print(f"heslock: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except HeslockError as exc:
+        print(f"heslock: error: {exc}", file=sys.stderr)
+        return int(getattr(exc, "exit_code", EXIT_USAGE))
+    return result if isinstance(result, int) else EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

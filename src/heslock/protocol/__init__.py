@@ -1,0 +1,112 @@
+"""heslock.protocol — the pure core of ISO/IEC 14543-5-104 (no I/O, only ``cryptography``).
+
+Every party (RAS, BGW, BSLD, RAC) builds on this package and on nothing of each other.
+The public API is what ``__all__`` lists; a test pins it.
+"""
+
+from heslock.protocol.acceptance import (
+    Accepted,
+    AcceptorState,
+    CounterWindow,
+    Direction,
+    Duplicate,
+    FrameAcceptor,
+    Rejected,
+    Verdict,
+    decode_body,
+)
+from heslock.protocol.codes import (
+    COMMAND_TABLE,
+    RESPONSE_BIT,
+    BoltState,
+    Cmd,
+    ConfigOp,
+    ConfigType,
+    DoorState,
+    EventType,
+    KeyType,
+    OperationOp,
+    OperationType,
+    QueryOp,
+    QueryType,
+    ReasonCode,
+    StatusFlag,
+    TimeOp,
+    TimeType,
+)
+from heslock.protocol.errors import (
+    FrameRejected,
+    InvalidDeviceId,
+    InvalidKey,
+    NegotiationError,
+    ProtocolError,
+)
+from heslock.protocol.frame import FRAME_SIZE, Frame, KeyAckBody, KeyPartBody, Layout, OpBody
+from heslock.protocol.ids import DeviceId
+from heslock.protocol.keyneg import (
+    NEGOTIATION_TIMEOUT_S,
+    LockKeyNegotiation,
+    LockKeyState,
+    LockPhase,
+    LockRefused,
+    RasKeyNegotiation,
+    RasNegotiationRecord,
+    RasPhase,
+    next_version,
+)
+from heslock.protocol.messages import StatusArgs
+from heslock.protocol.profile import TAG_SIZE, FrameCodec, Profile
+
+__all__ = [
+    "COMMAND_TABLE",
+    "FRAME_SIZE",
+    "NEGOTIATION_TIMEOUT_S",
+    "RESPONSE_BIT",
+    "TAG_SIZE",
+    "Accepted",
+    "AcceptorState",
+    "BoltState",
+    "Cmd",
+    "ConfigOp",
+    "ConfigType",
+    "CounterWindow",
+    "DeviceId",
+    "Direction",
+    "DoorState",
+    "Duplicate",
+    "EventType",
+    "Frame",
+    "FrameAcceptor",
+    "FrameCodec",
+    "FrameRejected",
+    "InvalidDeviceId",
+    "InvalidKey",
+    "KeyAckBody",
+    "KeyPartBody",
+    "KeyType",
+    "Layout",
+    "LockKeyNegotiation",
+    "LockKeyState",
+    "LockPhase",
+    "LockRefused",
+    "NegotiationError",
+    "OpBody",
+    "OperationOp",
+    "OperationType",
+    "Profile",
+    "ProtocolError",
+    "QueryOp",
+    "QueryType",
+    "RasKeyNegotiation",
+    "RasNegotiationRecord",
+    "RasPhase",
+    "ReasonCode",
+    "Rejected",
+    "StatusArgs",
+    "StatusFlag",
+    "TimeOp",
+    "TimeType",
+    "Verdict",
+    "decode_body",
+    "next_version",
+]
