@@ -221,33 +221,51 @@ def _is_time_set(frame: Frame) -> bool:
     return frame.cmd == Cmd.TIME and frame.type == TimeType.CLOCK and frame.value[0] == TimeOp.SET
 
 
+class _Kind(Enum):
+    KEY_PART = "key-part"
+    KEY_ACK = "key-ack"
+    OP = "op"
+    LOCK_ORIGINATED = "lock-originated"
+
+
+def _dispatch_table() -> dict[tuple[int, int], tuple[_Kind, frozenset[int] | None]]:
+    """(cmd byte, type) -> (value layout, allowed op codes or None) for every known frame,
+    both directions. Keys are plain ints: IntEnum hashing costs more than the AES itself."""
+    table: dict[tuple[int, int], tuple[_Kind, frozenset[int] | None]] = {}
+    for (group, type_), ops in COMMAND_TABLE.items():
+        key_layout = is_key_layout(group, type_)
+        table[int(group), int(type_)] = (_Kind.KEY_PART if key_layout else _Kind.OP, ops)
+        answer = (_Kind.KEY_ACK, None) if key_layout else (_Kind.OP, ops)
+        table[int(group) | RESPONSE_BIT, int(type_)] = answer
+    for kind in EventType:
+        table[int(Cmd.EVENT) | RESPONSE_BIT, int(kind)] = (_Kind.LOCK_ORIGINATED, None)
+    for reason in ReasonCode:
+        table[int(Cmd.ERROR) | RESPONSE_BIT, int(reason)] = (_Kind.LOCK_ORIGINATED, None)
+    return table
+
+
+_DISPATCH: Final = _dispatch_table()
+_LAYOUTS: Final = {profile: profile.layout for profile in Profile}
+
+
 def decode_body(
     frame: Frame, direction: Direction, profile: Profile
 ) -> OpBody | KeyPartBody | KeyAckBody:
     """Rule 4: is (cmd, type, op) known for this direction? Decode the value."""
-    if (direction is Direction.TO_LOCK) == frame.is_response:
+    cmd = frame.cmd
+    if (direction is Direction.TO_LOCK) == bool(cmd & RESPONSE_BIT):
         raise FrameRejected(ReasonCode.UNKNOWN_COMMAND, "wrong direction for this frame")
-    try:
-        group = Cmd(frame.group)
-    except ValueError:
-        raise FrameRejected(ReasonCode.UNKNOWN_COMMAND, f"cmd 0x{frame.cmd:02x}") from None
-    if is_key_layout(frame.cmd, frame.type):
-        if direction is Direction.TO_LOCK:
-            return KeyPartBody.unpack(frame.value)
-        return KeyAckBody.unpack(frame.value)
-    body = OpBody.unpack(frame.value, profile.layout)
-    if group is Cmd.EVENT or group is Cmd.ERROR:
-        if direction is Direction.TO_LOCK:
-            raise FrameRejected(ReasonCode.UNKNOWN_COMMAND, f"{group.name} is lock-originated")
-        known = (
-            frame.type in EventType._value2member_map_
-            if group is Cmd.EVENT
-            else (frame.type in ReasonCode._value2member_map_)
+    entry = _DISPATCH.get((cmd, frame.type))
+    if entry is None:
+        raise FrameRejected(
+            ReasonCode.UNKNOWN_COMMAND, f"cmd 0x{frame.cmd:02x} type 0x{frame.type:02x}"
         )
-        if not known:
-            raise FrameRejected(ReasonCode.UNKNOWN_COMMAND, f"{group.name} type 0x{frame.type:02x}")
-        return body
-    ops = COMMAND_TABLE.get((group, frame.type), frozenset())
+    kind, ops = entry
+    if kind is _Kind.KEY_PART:
+        return KeyPartBody.unpack(frame.value)
+    if kind is _Kind.KEY_ACK:
+        return KeyAckBody.unpack(frame.value)
+    body = OpBody.unpack(frame.value, _LAYOUTS[profile])
     if ops is not None and body.op not in ops:
         raise FrameRejected(
             ReasonCode.UNKNOWN_COMMAND,

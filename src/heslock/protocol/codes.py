@@ -169,6 +169,10 @@ COMMAND_TABLE: Final[dict[tuple[Cmd, int], frozenset[int] | None]] = {
 }
 
 
+_KEY: Final = int(Cmd.KEY)
+_KEY_PARTS: Final = frozenset((int(KeyType.PART_1), int(KeyType.PART_2)))
+
+
 def is_key_layout(cmd: int, type_: int) -> bool:
     """True for the frames whose value is ``[version, 8 key bytes]`` (or its ack)."""
-    return (cmd & ~RESPONSE_BIT) == Cmd.KEY and type_ in (KeyType.PART_1, KeyType.PART_2)
+    return (cmd & ~RESPONSE_BIT) == _KEY and type_ in _KEY_PARTS

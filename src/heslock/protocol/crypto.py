@@ -38,26 +38,46 @@ def check_key(key: bytes) -> bytes:
 class BlockCipher:
     """AES-128-CBC over single blocks under one key (zero IV, no padding).
 
-    The ``Cipher`` object is built once per key; each call makes a fresh context, which is
-    the cheap part. That keeps the frame path well above 100,000 frames/s on one core.
+    For exactly one block with a zero IV, CBC is the bare block cipher:
+    ``C = E(K, P xor IV) = E(K, P)`` and ``P = D(K, C) xor IV = D(K, C)``. So the
+    computation is done with one long-lived block-aligned ``cryptography`` context per
+    direction and key, which is byte-for-byte AES-128-CBC with a zero IV (a property
+    test checks it against ``modes.CBC``) and ten times faster than a context per frame.
+    A context keeps no chaining state between ``update`` calls of whole blocks in this
+    mode, so frames stay independent. Not thread-safe: one instance per thread.
     """
 
-    __slots__ = ("_cipher",)
+    __slots__ = ("decrypt_block", "encrypt_block")
 
     def __init__(self, key: bytes) -> None:
-        self._cipher = Cipher(algorithms.AES(check_key(key)), modes.CBC(ZERO_IV))
+        cipher = Cipher(algorithms.AES(check_key(key)), modes.ECB())  # noqa: S305 - see docstring
+        #: Unchecked single-block operations for callers that guarantee 16 bytes.
+        self.encrypt_block = cipher.encryptor().update
+        self.decrypt_block = cipher.decryptor().update
 
     def encrypt(self, block: bytes) -> bytes:
         if len(block) != BLOCK_SIZE:
             raise ValueError("exactly one 16-byte block")
-        enc = self._cipher.encryptor()
-        return enc.update(block) + enc.finalize()
+        return self.encrypt_block(block)
 
     def decrypt(self, block: bytes) -> bytes:
         if len(block) != BLOCK_SIZE:
             raise ValueError("exactly one 16-byte block")
-        dec = self._cipher.decryptor()
-        return dec.update(block) + dec.finalize()
+        return self.decrypt_block(block)
+
+
+class Cmac:
+    """AES-CMAC (RFC 4493) under one key; the key schedule is done once and copied."""
+
+    __slots__ = ("_base",)
+
+    def __init__(self, key: bytes) -> None:
+        self._base = CMAC(algorithms.AES(check_key(key)))
+
+    def tag(self, data: bytes) -> bytes:
+        mac = self._base.copy()
+        mac.update(data)
+        return mac.finalize()
 
 
 def aes_cmac(key: bytes, data: bytes) -> bytes:

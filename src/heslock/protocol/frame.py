@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from enum import Enum
 from functools import reduce
 from operator import xor
-from typing import Final
+from typing import Any, Final
 
 from heslock.protocol.codes import RESPONSE_BIT, ReasonCode
 from heslock.protocol.errors import FrameRejected
@@ -42,6 +42,11 @@ MAX_SEQ_BASE: Final = 0xFFFF
 MAX_COUNTER: Final = 0xFFFF_FFFF
 
 _TS = struct.Struct(">I")
+#: The whole plaintext in one struct call: cmd, type, value, check, timestamp.
+_FRAME = struct.Struct(">BB9sBI")
+_BASE_VALUE = struct.Struct(">BHH4s")  # op, seq, reserved (0), args
+_SECURE_VALUE = struct.Struct(">BI4s")  # op, counter, args
+_new = object.__new__
 
 
 class Layout(Enum):
@@ -68,8 +73,8 @@ class Frame:
     def __post_init__(self) -> None:
         if not (0 <= self.cmd <= 0xFF and 0 <= self.type <= 0xFF):
             raise ValueError("cmd and type are single bytes")
-        if len(self.value) != VALUE_SIZE:
-            raise ValueError(f"value is {VALUE_SIZE} bytes, got {len(self.value)}")
+        if len(self.value) != VALUE_SIZE or not isinstance(self.value, bytes):
+            raise ValueError(f"value is {VALUE_SIZE} bytes")
         if not 0 <= self.timestamp <= MAX_TIMESTAMP:
             raise ValueError(f"timestamp {self.timestamp} does not fit uint32")
 
@@ -87,17 +92,30 @@ class Frame:
         return check_byte(bytes((self.cmd, self.type)) + self.value)
 
     def __bytes__(self) -> bytes:
-        head = bytes((self.cmd, self.type)) + self.value
-        return head + bytes((check_byte(head),)) + _TS.pack(self.timestamp)
+        check = self.cmd ^ self.type ^ reduce(xor, self.value, 0)
+        return _FRAME.pack(self.cmd, self.type, self.value, check, self.timestamp)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Frame:
         """Decode a plaintext frame; a wrong check byte raises ``FrameRejected(BAD_CHECK)``."""
         if len(data) != FRAME_SIZE:
             raise FrameRejected(ReasonCode.BAD_LENGTH, f"a frame is 16 bytes, got {len(data)}")
-        if check_byte(data[:11]) != data[11]:
+        cmd, type_, value, check, timestamp = _FRAME.unpack(data)
+        if cmd ^ type_ ^ reduce(xor, value, 0) != check:
             raise FrameRejected(ReasonCode.BAD_CHECK)
-        return cls(data[0], data[1], bytes(data[2:11]), _TS.unpack_from(data, 12)[0])
+        return cls.trusted(cmd, type_, value, timestamp)
+
+    @classmethod
+    def trusted(cls, cmd: int, type_: int, value: bytes, timestamp: int) -> Frame:
+        """Build without re-validating fields that are in range by construction (cut from
+        16 bytes, or packed by a ``struct`` that checked them). The frame path's hot spot:
+        the slot descriptors are written directly, which a frozen ``__init__`` cannot do."""
+        frame = _new(cls)
+        _FRAME_SLOTS[0](frame, cmd)
+        _FRAME_SLOTS[1](frame, type_)
+        _FRAME_SLOTS[2](frame, value)
+        _FRAME_SLOTS[3](frame, timestamp)
+        return frame
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,22 +135,47 @@ class OpBody:
             raise ValueError(f"args are {ARGS_SIZE} bytes, got {len(self.args)}")
 
     def pack(self, layout: Layout) -> bytes:
-        if layout is Layout.BASE:
-            if self.seq > MAX_SEQ_BASE:
-                raise ValueError(f"base-profile sequence {self.seq} does not fit uint16")
-            return bytes((self.op,)) + self.seq.to_bytes(2, "big") + b"\0\0" + self.args
-        return bytes((self.op,)) + self.seq.to_bytes(4, "big") + self.args
+        return pack_op_value(self.op, self.seq, self.args, layout)
 
     @classmethod
     def unpack(cls, value: bytes, layout: Layout) -> OpBody:
         """Split an op-layout value; non-zero reserved bytes raise ``BAD_VALUE``."""
+        if len(value) != VALUE_SIZE:
+            raise ValueError(f"value is {VALUE_SIZE} bytes, got {len(value)}")
         if layout is Layout.BASE:
-            if value[3:5] != b"\0\0":
+            op, seq, reserved, args = _BASE_VALUE.unpack(value)
+            if reserved:
                 raise FrameRejected(ReasonCode.BAD_VALUE, "reserved bytes value[3:5] not zero")
-            seq = int.from_bytes(value[1:3], "big")
         else:
-            seq = int.from_bytes(value[1:5], "big")
-        return cls(value[0], seq, bytes(value[5:9]))
+            op, seq, args = _SECURE_VALUE.unpack(value)
+        # Fields cut from 9 bytes are in range by construction: skip __post_init__.
+        body = _new(cls)
+        _OP_SLOTS[0](body, op)
+        _OP_SLOTS[1](body, seq)
+        _OP_SLOTS[2](body, args)
+        return body
+
+
+def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Any, ...]:
+    """The ``__set__`` of each slot descriptor of a frozen, slotted dataclass."""
+    return tuple(cls.__dict__[name].__set__ for name in names)
+
+
+_FRAME_SLOTS: Final = _slot_setters(Frame, ("cmd", "type", "value", "timestamp"))
+_OP_SLOTS: Final = _slot_setters(OpBody, ("op", "seq", "args"))
+
+
+def pack_op_value(op: int, seq: int, args: bytes, layout: Layout) -> bytes:
+    """The 9-byte op-layout value. Out-of-range fields raise ``ValueError``."""
+    if len(args) != ARGS_SIZE:
+        raise ValueError(f"args are {ARGS_SIZE} bytes, got {len(args)}")
+    try:
+        if layout is Layout.BASE:
+            return _BASE_VALUE.pack(op, seq, 0, args)
+        return _SECURE_VALUE.pack(op, seq, args)
+    except struct.error:
+        limit = MAX_SEQ_BASE if layout is Layout.BASE else MAX_COUNTER
+        raise ValueError(f"op must be 0..255 and sequence 0..{limit}") from None
 
 
 @dataclass(frozen=True, slots=True)

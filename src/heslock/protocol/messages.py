@@ -20,7 +20,15 @@ from heslock.protocol.codes import (
     ReasonCode,
     StatusFlag,
 )
-from heslock.protocol.frame import ARGS_SIZE, Frame, KeyAckBody, KeyPartBody, Layout, OpBody
+from heslock.protocol.frame import (
+    ARGS_SIZE,
+    Frame,
+    KeyAckBody,
+    KeyPartBody,
+    Layout,
+    OpBody,
+    pack_op_value,
+)
 
 COMMIT_OP: Final = 0x01
 
@@ -35,7 +43,9 @@ def command(
     group: Cmd, type_: int, op: int, seq: int, ts: int, layout: Layout, args: bytes = b""
 ) -> Frame:
     """A RAS-to-lock command in the op layout."""
-    return Frame(group, type_, OpBody(op, seq, pad_args(args)).pack(layout), ts)
+    if len(args) != ARGS_SIZE:
+        args = pad_args(args)
+    return Frame(int(group), type_, pack_op_value(op, seq, args, layout), ts)
 
 
 def response(request: Frame, body: OpBody, ts: int, layout: Layout, args: bytes = b"") -> Frame:

@@ -16,7 +16,7 @@ from enum import Enum
 from typing import Final
 
 from heslock.protocol.codes import ReasonCode
-from heslock.protocol.crypto import BlockCipher, aes_cmac, derive_frame_keys, tags_equal
+from heslock.protocol.crypto import BlockCipher, Cmac, derive_frame_keys, tags_equal
 from heslock.protocol.errors import FrameRejected
 from heslock.protocol.frame import FRAME_SIZE, Frame, Layout
 
@@ -39,38 +39,40 @@ class Profile(Enum):
 class FrameCodec:
     """Seals and opens frames under one lock key in one profile."""
 
-    __slots__ = ("_cipher", "_mac_key", "profile")
+    __slots__ = ("_cipher", "_mac", "_size", "profile")
 
     def __init__(self, key: bytes, profile: Profile) -> None:
         self.profile = profile
+        self._size = profile.wire_size
         if profile is Profile.BASE:
             self._cipher = BlockCipher(key)
-            self._mac_key = b""
+            self._mac: Cmac | None = None
         else:
-            enc_key, self._mac_key = derive_frame_keys(key)
+            enc_key, mac_key = derive_frame_keys(key)
             self._cipher = BlockCipher(enc_key)
+            self._mac = Cmac(mac_key)
 
     def seal(self, frame: Frame) -> bytes:
         """Encrypt (and, in the secure profile, tag) one frame."""
-        ciphertext = self._cipher.encrypt(bytes(frame))
-        if self.profile is Profile.BASE:
+        ciphertext = self._cipher.encrypt_block(bytes(frame))  # always 16 bytes
+        if self._mac is None:
             return ciphertext
-        return ciphertext + aes_cmac(self._mac_key, ciphertext)[:TAG_SIZE]
+        return ciphertext + self._mac.tag(ciphertext)[:TAG_SIZE]
 
     def open_plaintext(self, wire: bytes) -> bytes:
         """Verify length and tag, decrypt; the check byte is *not* verified here."""
-        if len(wire) != self.profile.wire_size:
+        if len(wire) != self._size:
             raise FrameRejected(
                 ReasonCode.BAD_LENGTH,
-                f"a {self.profile.value}-profile frame is {self.profile.wire_size} bytes, "
-                f"got {len(wire)}",
+                f"a {self.profile.value}-profile frame is {self._size} bytes, got {len(wire)}",
             )
+        if self._mac is None:
+            return self._cipher.decrypt_block(bytes(wire))
         ciphertext = bytes(wire[:FRAME_SIZE])
-        if self.profile is Profile.SECURE:
-            expected = aes_cmac(self._mac_key, ciphertext)[:TAG_SIZE]
-            if not tags_equal(expected, bytes(wire[FRAME_SIZE:])):
-                raise FrameRejected(ReasonCode.BAD_TAG)
-        return self._cipher.decrypt(ciphertext)
+        # Encrypt-then-MAC: the tag is checked, in constant time, before decrypting.
+        if not tags_equal(self._mac.tag(ciphertext)[:TAG_SIZE], bytes(wire[FRAME_SIZE:])):
+            raise FrameRejected(ReasonCode.BAD_TAG)
+        return self._cipher.decrypt_block(ciphertext)
 
     def open(self, wire: bytes) -> Frame:
         """Verify, decrypt and decode; raises ``FrameRejected`` with the reason."""
