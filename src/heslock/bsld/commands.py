@@ -5,8 +5,10 @@ with the reason code of the ERROR answer. Argument layouts are those of
 :mod:`heslock.protocol.codes` (docs/protocol.md, "Commands")::
 
     command                      request args            response args
-    TIME GET                     0                       lock clock u32
-    TIME SET                     0 (timestamp is it)     new lock clock u32
+    TIME GET                     0                       lock clock u32 (the challenge)
+    TIME SET                     challenge u32           new lock clock u32
+                                 (the timestamp is the new clock; the acceptor checked
+                                 the challenge: acceptance rule 6)
     OPERATION UNLOCK/LOCK/       0                       StatusArgs
       STATUS/UNLATCH
     CONFIG GET <type>            0                       current value
@@ -86,8 +88,9 @@ def execute(lock: SimulatedLock, frame: Frame, body: OpBody, host_time: float) -
 
 
 def _time(lock: SimulatedLock, frame: Frame, body: OpBody, host_time: float) -> bytes:
-    _zero(body.args)
-    if TimeOp(body.op) is TimeOp.SET:
+    if TimeOp(body.op) is TimeOp.GET:
+        _zero(body.args)
+    else:
         lock.clock.set(frame.timestamp, host_time)
         lock._log(LogCode.TIME_SET, 0, LogSource.REMOTE, host_time)
     return u32(lock.clock.now(host_time))

@@ -104,7 +104,9 @@ from heslock.protocol import (
     decode_body,
 )
 from heslock.protocol import messages as msg
+from heslock.protocol.codes import TimeOp
 from heslock.protocol.frame import MAX_COUNTER, MAX_SEQ_BASE, Frame
+from heslock.protocol.messages import read_u32
 from heslock.protocol.profile import Profile
 
 logger = logging.getLogger(__name__)
@@ -527,7 +529,10 @@ class SimulatedLock:
         if slot is self._pending:
             self._refused(ReasonCode.KEY_SEQUENCE, host_time)
             return self._error(ReasonCode.KEY_SEQUENCE, now, frame, body)
-        if not self.bound:
+        # An unbound lock executes only KEY frames, and TIME frames inside its registration
+        # window: a lock whose clock was reset must be set right before it can register.
+        time_sync = frame.group == Cmd.TIME and self._registration_open(host_time)
+        if not self.bound and not time_sync:
             self._refused(ReasonCode.NOT_BOUND, host_time)
             return self._error(ReasonCode.NOT_BOUND, now, frame, body)
         try:
@@ -535,6 +540,9 @@ class SimulatedLock:
         except commands.Refusal as exc:
             self._refused(exc.reason, host_time)
             return self._error(exc.reason, self.clock.now(host_time), frame, body)
+        if frame.group == Cmd.TIME and body.op == TimeOp.GET:
+            # The clock just reported is what a TIME/SET must echo (acceptance rule 6).
+            slot.acceptor.issue_time_challenge(read_u32(args), now)
         answer = msg.response(frame, body, self.clock.now(host_time), self.profile.layout, args)
         return self._seal(answer)
 

@@ -21,10 +21,11 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import Final
 
-from heslock.protocol import EventType
+from heslock.protocol.codes import LogCode, LogSource
+
+__all__ = ["EventLog", "LogCode", "LogEntry", "LogSource", "RefusalLimiter"]
 
 #: Refusals logged one by one per minute; the rest are counted in one entry.
 REFUSALS_LOGGED_PER_MINUTE: Final = 10
@@ -32,42 +33,6 @@ REFUSALS_LOGGED_PER_MINUTE: Final = 10
 REFUSAL_PERIOD_S: Final = 60.0
 #: Detail bytes saturate here.
 MAX_DETAIL: Final = 0xFF
-
-
-class LogCode(IntEnum):
-    """What an entry records. 0x01..0x09 mirror EventType; the rest are log-only."""
-
-    MANUAL_OPERATION = EventType.MANUAL_OPERATION  #: detail: BoltState
-    DOOR = EventType.DOOR  #: detail: DoorState
-    JAM = EventType.JAM  #: detail: OperationOp that jammed
-    TAMPER = EventType.TAMPER  #: detail: 1
-    LOW_BATTERY = EventType.LOW_BATTERY  #: detail: percent
-    WRONG_ATTEMPTS = EventType.WRONG_ATTEMPTS  #: detail: consecutive refused frames
-    FACTORY_RESET = EventType.FACTORY_RESET  #: detail: 1 if a lock key was wiped
-    AUTO_RELOCK = EventType.AUTO_RELOCK  #: detail: BoltState
-    REMOTE_OPERATION = EventType.REMOTE_OPERATION  #: detail: OperationOp
-    BOUND = 0x20  #: detail: key version (registration committed)
-    KEY_ROTATED = 0x21  #: detail: new key version
-    TIME_SET = 0x22  #: detail: 0
-    CONFIG_SET = 0x23  #: detail: ConfigType
-    REFUSED = 0x24  #: detail: ReasonCode of a refused frame
-    REFUSALS_SUPPRESSED = 0x25  #: detail: refusals not logged one by one (saturates)
-    REGISTRATION_OPENED = 0x26  #: detail: window minutes (rounded up)
-    REGISTRATION_CLOSED = 0x27  #: detail: 0 expired, 1 bound, 2 factory reset, 3 power
-    LOCKOUT_ENDED = 0x28  #: detail: 0
-    BATTERY_REPLACED = 0x29  #: detail: 0 (the clock was reset)
-    JAM_CLEARED = 0x2A  #: detail: BoltState after clearing
-    NEGOTIATION_EXPIRED = 0x2B  #: detail: the pending key version
-    STARTED = 0x2C  #: detail: 0 state restored, 1 fresh start (see load_problem)
-    BATTERY_LEVEL = 0x2D  #: detail: percent (a level change without an event)
-
-
-class LogSource(IntEnum):
-    """Who caused an entry."""
-
-    LOCK = 0x01  #: a person at the lock, a sensor, or the lock itself
-    REMOTE = 0x02  #: a frame from the RAS (directly, or relayed by a BGW or RAC)
-    TIMER = 0x03  #: a timer of the lock (auto-relock, window expiry)
 
 
 @dataclass(frozen=True, slots=True)

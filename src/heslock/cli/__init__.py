@@ -32,12 +32,16 @@ app = typer.Typer(
 
 
 def _register() -> None:
+    """Attach the command groups to ``app`` once (main() may be called many times in-process)."""
+    if app.registered_groups:
+        return
     # One line per command group; each module owns its own sub-app.
     # Imported here so `heslock --help` stays fast as parties grow.
-    from heslock.cli import demo, frame  # noqa: PLC0415
+    from heslock.cli import demo, frame, ras  # noqa: PLC0415
 
     app.add_typer(frame.app, name="frame")
     app.command("demo")(demo.demo)
+    app.add_typer(ras.app, name="ras")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,13 +43,15 @@ def parse_int(text: str, what: str, maximum: int) -> int:
     return value
 
 
-def parse_hex(text: str, what: str, size: int | None = None) -> bytes:
+def parse_hex(text: str, what: str, size: int | None = None, *, secret: bool = False) -> bytes:
+    """Hex to bytes. A ``secret`` (a key) is never repeated in an error message."""
     cleaned = text.strip().replace(" ", "").replace(":", "")
     cleaned = cleaned.removeprefix("0x")
     try:
         data = bytes.fromhex(cleaned)
     except ValueError:
-        raise UsageError(f"{what} must be hex digits, got {text!r}") from None
+        shown = "" if secret else f", got {text!r}"
+        raise UsageError(f"{what} must be hex digits{shown}") from None
     if size is not None and len(data) != size:
         raise UsageError(f"{what} must be {size} bytes ({size * 2} hex digits), got {len(data)}")
     return data
@@ -87,7 +89,7 @@ def encode(
         bytes(raw_value),
         parse_int(ts, "--ts", MAX_TIMESTAMP),
     )
-    typer.echo(FrameCodec(parse_hex(key, "--key", 16), prof).seal(frame).hex())
+    typer.echo(FrameCodec(parse_hex(key, "--key", 16, secret=True), prof).seal(frame).hex())
 
 
 @app.command()
@@ -106,18 +108,24 @@ def decode(
         prof = Profile.BASE if len(wire) == 16 else Profile.SECURE
     else:
         raise UsageError(f"a frame is 16 (base) or 20 (secure) bytes, got {len(wire)}")
-    codec = FrameCodec(parse_hex(key, "--key", 16), prof)
+    codec = FrameCodec(parse_hex(key, "--key", 16, secret=True), prof)
     report: dict[str, Any] = {"profile": prof.value, "length": len(wire)}
     try:
         plain = codec.open_plaintext(wire)
     except FrameRejected as exc:
-        report.update(valid=False, reason=exc.reason.name, tag_ok=exc.reason != ReasonCode.BAD_TAG)
+        report.update(valid=False, reason=exc.reason.name)
+        if exc.reason is ReasonCode.BAD_TAG:
+            report["tag_ok"] = False  # a length refusal never got as far as the tag
         _emit(report, ok=False)
         return
     if prof is Profile.SECURE:
         report["tag_ok"] = True
-    report["plaintext"] = plain.hex()
     report.update(_fields(plain))
+    if report.get("key_layout") and not report["response"]:
+        # A key part carries half of a new lock key: never print it.
+        report["value"] = "<key version and 8 key bytes, not shown>"
+    else:
+        report["plaintext"] = plain.hex()
     try:
         frame = Frame.from_bytes(plain)
         report["check_ok"] = True

@@ -9,9 +9,15 @@ it applies, in this order, and stops at the first refusal:
 4. known cmd/type for this direction, op and reserved  -> UNKNOWN_COMMAND / BAD_VALUE
 5. duplicate of a frame accepted before: within the retry period the first answer is
    given again (:class:`Duplicate`, nothing is executed twice); after it -> REPLAY
-6. timestamp within +/- window of the receiver's clock -> STALE
-   (TIME/SET is the one exception: it may be outside the window if it is newer than
-   every timestamp accepted so far, which is how a drifted clock is ever corrected)
+6. timestamp within +/- window of the receiver's clock -> STALE, with two exceptions
+   that are how a drifted (or reset) clock is ever corrected:
+   - TIME/GET is read-only and accepted whatever its timestamp; the lock's answer
+     carries its clock, which becomes the acceptor's *time challenge*
+     (:meth:`FrameAcceptor.issue_time_challenge`, single use, ``TIME_CHALLENGE_TTL_S``);
+   - TIME/SET is accepted whatever its timestamp *only* if its args echo that challenge
+     (uint32 BE), and refused (STALE) without it, inside the window or not. A TIME/SET
+     held back by a relay therefore never moves the clock: its challenge is spent or
+     expired, which defeats "hold a SET and an UNLOCK, deliver both days later".
 7. not older than the replay floor (see below)         -> REPLAY
 8. secure profile: the 32-bit counter is above the highest accepted, or inside the
    reordering window and not seen (RFC 4303 section 3.4.3 sliding window) -> COUNTER
@@ -19,7 +25,10 @@ it applies, in this order, and stops at the first refusal:
 Memory is bounded like a real lock's: the replay cache holds at most ``cache_size``
 accepted frames; when one must be dropped, its timestamp becomes the *replay floor* and
 nothing stamped at or before it is accepted again. The floor and the counter window are
-the durable state (:class:`AcceptorState`), so a restarted lock cannot be replayed into.
+the durable state (:class:`AcceptorState`). The cache itself is not: so an acceptor built
+from a stored state raises the floor to the newest timestamp it had accepted, and a
+restarted receiver cannot be replayed into (at the price of refusing new frames stamped
+in that same second, which a sender re-stamps).
 """
 
 from __future__ import annotations
@@ -51,6 +60,9 @@ DEFAULT_RETRY_S: Final = 10
 DEFAULT_CACHE_SIZE: Final = 128
 #: Counters this far below the highest accepted may still arrive (reordering on relays).
 DEFAULT_COUNTER_WINDOW: Final = 32
+#: A TIME/SET must echo a TIME/GET answer at most this old (receiver's clock): one
+#: relay round trip plus RAS processing, with room for a slow BLE link.
+TIME_CHALLENGE_TTL_S: Final = 60
 
 
 class Direction(Enum):
@@ -141,6 +153,12 @@ class FrameAcceptor:
     state: AcceptorState = field(default_factory=AcceptorState)
     counter_window: int = DEFAULT_COUNTER_WINDOW
     _seen: OrderedDict[bytes, _Seen] = field(default_factory=OrderedDict)
+    _challenge: tuple[int, int] | None = None  #: (clock value, issued at) of the last TIME/GET
+
+    def __post_init__(self) -> None:
+        # The replay cache starts empty, so nothing it would have caught may pass: see
+        # the module docstring. A no-op for a fresh state.
+        self.state.floor_ts = max(self.state.floor_ts, self.state.highest_ts)
 
     @classmethod
     def for_key(cls, key: bytes, profile: Profile, **kwargs: object) -> FrameAcceptor:
@@ -174,9 +192,13 @@ class FrameAcceptor:
                 return Duplicate(seen.response)
             return Rejected(ReasonCode.REPLAY, "frame was accepted before")
         st = self.state
-        if abs(frame.timestamp - now) > self.window_s and not (
-            _is_time_set(frame) and frame.timestamp > st.highest_ts
-        ):
+        time_op = _time_op(frame)
+        if time_op == TimeOp.SET:
+            if not self._challenge_matches(body, now):
+                return Rejected(
+                    ReasonCode.STALE, "TIME/SET must echo the clock of a fresh TIME/GET answer"
+                )
+        elif time_op != TimeOp.GET and abs(frame.timestamp - now) > self.window_s:
             return Rejected(
                 ReasonCode.STALE, f"timestamp {frame.timestamp} outside +/-{self.window_s}s"
             )
@@ -193,8 +215,21 @@ class FrameAcceptor:
         st.highest_ts = max(st.highest_ts, frame.timestamp)
         if self._counted(frame, body):
             self._counter().commit(body.seq)  # type: ignore[union-attr]
+        if _time_op(frame) == TimeOp.SET:
+            self._challenge = None  # single use
         self._seen[bytes(wire)] = _Seen(frame.timestamp, now, response)
         self._evict(now)
+
+    def issue_time_challenge(self, clock: int, now: int) -> None:
+        """The receiver answered a TIME/GET with ``clock``: a TIME/SET must echo it."""
+        self._challenge = (clock, now)
+
+    def _challenge_matches(self, body: object, now: int) -> bool:
+        if self._challenge is None or not isinstance(body, OpBody):
+            return False
+        clock, issued = self._challenge
+        fresh = 0 <= now - issued <= TIME_CHALLENGE_TTL_S
+        return fresh and int.from_bytes(body.args, "big") == clock
 
     def _counted(self, frame: Frame, body: object) -> bool:
         """Does the counter window govern this frame? Secure profile, op layout, and
@@ -217,8 +252,15 @@ class FrameAcceptor:
             self.state.floor_ts = max(self.state.floor_ts, oldest.timestamp)
 
 
-def _is_time_set(frame: Frame) -> bool:
-    return frame.cmd == Cmd.TIME and frame.type == TimeType.CLOCK and frame.value[0] == TimeOp.SET
+_TIME: Final = int(Cmd.TIME)
+_CLOCK: Final = int(TimeType.CLOCK)
+
+
+def _time_op(frame: Frame) -> int | None:
+    """The op of a TIME/CLOCK command (either direction), else None."""
+    if frame.cmd == _TIME and frame.type == _CLOCK:
+        return frame.value[0]
+    return None
 
 
 class _Kind(Enum):
@@ -280,6 +322,7 @@ __all__ = [
     "DEFAULT_RETRY_S",
     "DEFAULT_WINDOW_S",
     "RESPONSE_BIT",
+    "TIME_CHALLENGE_TTL_S",
     "Accepted",
     "AcceptorState",
     "CounterWindow",

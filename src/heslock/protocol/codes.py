@@ -102,9 +102,48 @@ class EventType(IntEnum):
     TAMPER = 0x04  #: detail: 1 = housing opened / forced
     LOW_BATTERY = 0x05  #: detail: battery percent
     WRONG_ATTEMPTS = 0x06  #: detail: consecutive refused frames (saturates at 255)
-    FACTORY_RESET = 0x07  #: detail: 0
+    FACTORY_RESET = 0x07  #: detail: 1 if a lock key was wiped, else 0
     AUTO_RELOCK = 0x08  #: detail: BoltState after the relock
     REMOTE_OPERATION = 0x09  #: detail: OperationOp executed from a frame
+
+
+class LogCode(IntEnum):
+    """What a lock's log entry records (QUERY/LOG_ENTRY response args[0]).
+
+    0x01..0x09 mirror :class:`EventType`; 0x20 and up are log-only.
+    """
+
+    MANUAL_OPERATION = EventType.MANUAL_OPERATION  #: detail: BoltState
+    DOOR = EventType.DOOR  #: detail: DoorState
+    JAM = EventType.JAM  #: detail: OperationOp that jammed
+    TAMPER = EventType.TAMPER  #: detail: 1
+    LOW_BATTERY = EventType.LOW_BATTERY  #: detail: percent
+    WRONG_ATTEMPTS = EventType.WRONG_ATTEMPTS  #: detail: consecutive refused frames
+    FACTORY_RESET = EventType.FACTORY_RESET  #: detail: 1 if a lock key was wiped
+    AUTO_RELOCK = EventType.AUTO_RELOCK  #: detail: BoltState
+    REMOTE_OPERATION = EventType.REMOTE_OPERATION  #: detail: OperationOp
+    BOUND = 0x20  #: detail: key version (registration committed)
+    KEY_ROTATED = 0x21  #: detail: new key version
+    TIME_SET = 0x22  #: detail: 0
+    CONFIG_SET = 0x23  #: detail: ConfigType
+    REFUSED = 0x24  #: detail: ReasonCode of a refused frame
+    REFUSALS_SUPPRESSED = 0x25  #: detail: refusals not logged one by one (saturates)
+    REGISTRATION_OPENED = 0x26  #: detail: window minutes (rounded up)
+    REGISTRATION_CLOSED = 0x27  #: detail: 0 expired, 1 bound, 2 factory reset, 3 power
+    LOCKOUT_ENDED = 0x28  #: detail: 0
+    BATTERY_REPLACED = 0x29  #: detail: 0 (the clock was reset)
+    JAM_CLEARED = 0x2A  #: detail: BoltState after clearing
+    NEGOTIATION_EXPIRED = 0x2B  #: detail: the pending key version
+    STARTED = 0x2C  #: detail: 0 state restored, 1 fresh start (see load_problem)
+    BATTERY_LEVEL = 0x2D  #: detail: percent (a level change without an event)
+
+
+class LogSource(IntEnum):
+    """Who caused a log entry (QUERY/LOG_ENTRY response args[2])."""
+
+    LOCK = 0x01  #: a person at the lock, a sensor, or the lock itself
+    REMOTE = 0x02  #: a frame from the RAS (directly, or relayed by a BGW or RAC)
+    TIMER = 0x03  #: a timer of the lock (auto-relock, window expiry)
 
 
 class BoltState(IntEnum):

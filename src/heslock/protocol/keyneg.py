@@ -51,7 +51,16 @@ RAS side transitions (``RasPhase`` x verified lock frame)::
     PROVEN       + proof      -> PROVEN
     PROVEN       + commit ack -> COMMITTED
     COMMITTED    + commit ack -> COMMITTED
-    any non-final + timeout   -> EXPIRED
+    STARTED/PART1_ACKED + timeout -> EXPIRED
+
+PROVEN never expires. Once the lock has proved the new key, a COMMIT may have reached it
+even if its answer did not, so the RAS must never drop the new key on its own: it retries
+the commit (each retry with the next counter, so a lock that already committed accepts it
+as fresh and answers again) until the answer arrives (COMMITTED), or until the lock
+answers under the *old* key (``LockRefused``): it rolled back after its own timeout, and
+the caller starts over. The acks carry no freshness of their own to check: each is bound
+to this exchange by its content (version and device id, and the proof and commit answer
+by the fresh key), which is why a lock whose clock is wrong can still be registered.
 """
 
 from __future__ import annotations
@@ -61,7 +70,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Final
 
-from heslock.protocol.acceptance import DEFAULT_WINDOW_S, Direction, decode_body
+from heslock.protocol.acceptance import Direction, decode_body
 from heslock.protocol.codes import RESPONSE_BIT, Cmd, KeyType, ReasonCode
 from heslock.protocol.crypto import KEY_SIZE, check_key
 from heslock.protocol.errors import FrameRejected, NegotiationError, ProtocolError
@@ -281,14 +290,19 @@ class RasNegotiationRecord:
     phase: RasPhase
     started_at: int
     expires_at: int
+    commit_counter: int = 0  #: counter of the last COMMIT sent (0: none yet)
+
+    @property
+    def next_counter(self) -> int:
+        """The first counter free for commands under the new key after the commit."""
+        return max(self.commit_counter, FIRST_COUNTER) + 1
 
 
 class RasKeyNegotiation:
     """The RAS's side: builds the frames and verifies the lock's answers."""
 
-    def __init__(self, record: RasNegotiationRecord, window_s: int = DEFAULT_WINDOW_S) -> None:
+    def __init__(self, record: RasNegotiationRecord) -> None:
         self.record = record
-        self.window_s = window_s
         self._old = FrameCodec(record.old_key, record.profile)
         self._new = FrameCodec(record.new_key, record.profile)
 
@@ -328,7 +342,9 @@ class RasKeyNegotiation:
         return self.record.phase
 
     def check_expiry(self, now: int) -> RasPhase:
-        if not self.phase.final and now >= self.record.expires_at:
+        """Expire an exchange that never got the lock's proof (see the module docstring)."""
+        stage_a = self.phase in (RasPhase.STARTED, RasPhase.PART1_ACKED)
+        if stage_a and now >= self.record.expires_at:
             self.record = replace(self.record, phase=RasPhase.EXPIRED)
         return self.phase
 
@@ -347,20 +363,21 @@ class RasKeyNegotiation:
         return self._old.seal(p1), self._old.seal(p2)
 
     def commit_frame(self, now: int) -> bytes:
-        """Stage b: the COMMIT frame under the new key (counter 1)."""
-        if self.phase is not RasPhase.COMMITTED:
-            self._require_live(now)
+        """Stage b: a COMMIT frame under the new key. Each call uses the next counter
+        (1 first), so a retry is never refused as a replay by a lock that committed."""
+        self._require_live(now)
         if self.phase not in (RasPhase.PROVEN, RasPhase.COMMITTED):
             raise NegotiationError("commit needs the lock's proof first")
-        frame = key_commit(self.record.version, FIRST_COUNTER, now, self.record.profile.layout)
+        counter = self.record.commit_counter + 1
+        self.record = replace(self.record, commit_counter=counter)
+        frame = key_commit(self.record.version, counter, now, self.record.profile.layout)
         return self._new.seal(frame)
 
     def receive(self, wire: bytes, now: int) -> RasPhase:
         """Verify one answer from the lock and advance. Unreadable -> ``FrameRejected``;
         an ERROR frame -> ``LockRefused``; out of order -> ``NegotiationError``."""
-        if self.phase is not RasPhase.COMMITTED:
-            self._require_live(now)
-        frame, body, under_new = self._open(wire, now)
+        self._require_live(now)
+        frame, body, under_new = self._open(wire)
         if frame.group == Cmd.ERROR:
             raise LockRefused(
                 ReasonCode(frame.type), f"lock refused: {ReasonCode(frame.type).name}"
@@ -372,20 +389,19 @@ class RasKeyNegotiation:
         self.record = replace(self.record, phase=target)
         return target
 
-    def _open(self, wire: bytes, now: int) -> tuple[Frame, object, bool]:
-        last: FrameRejected | None = None
+    def _open(self, wire: bytes) -> tuple[Frame, object, bool]:
+        """Open under the new key, else the old one. A frame that authenticates under a
+        key but breaks rule 4 is refused with *that* reason, not the other key's."""
+        first: FrameRejected | None = None
         for codec, under_new in ((self._new, True), (self._old, False)):
             try:
                 frame = codec.open(wire)
-                body = decode_body(frame, Direction.FROM_LOCK, self.record.profile)
             except FrameRejected as exc:
-                last = exc
+                first = first or exc
                 continue
-            if abs(frame.timestamp - now) > self.window_s:
-                raise FrameRejected(ReasonCode.STALE, "the lock's answer is stale")
-            return frame, body, under_new
-        assert last is not None
-        raise last
+            return frame, decode_body(frame, Direction.FROM_LOCK, self.record.profile), under_new
+        assert first is not None
+        raise first
 
     def _classify(self, frame: Frame, body: object, under_new: bool) -> RasKeyEvent:
         r = self.record
@@ -406,7 +422,7 @@ class RasKeyNegotiation:
             and frame.type == KeyType.COMMIT
             and under_new
             and body.op == COMMIT_OP
-            and body.seq == FIRST_COUNTER
+            and FIRST_COUNTER <= body.seq <= r.commit_counter
             and body.args[0] == r.version
         ):
             return RasKeyEvent.COMMIT_ACK

@@ -20,6 +20,7 @@ from heslock.protocol.codes import (
     ReasonCode,
     StatusFlag,
 )
+from heslock.protocol.errors import FrameRejected
 from heslock.protocol.frame import (
     ARGS_SIZE,
     Frame,
@@ -92,6 +93,10 @@ def key_commit(version: int, counter: int, ts: int, layout: Layout) -> Frame:
     return command(Cmd.KEY, KeyType.COMMIT, COMMIT_OP, counter, ts, layout, bytes((version,)))
 
 
+_BOLT_STATES: Final = frozenset(int(s) for s in BoltState)
+_DOOR_STATES: Final = frozenset(int(s) for s in DoorState)
+
+
 @dataclass(frozen=True, slots=True)
 class StatusArgs:
     """Args of every response that reports the lock's state (operations, events)."""
@@ -110,7 +115,12 @@ class StatusArgs:
 
     @classmethod
     def from_bytes(cls, args: bytes) -> StatusArgs:
-        return cls(BoltState(args[0]), DoorState(args[1]), min(args[2], 100), args[3])
+        """Decode the args of a lock's answer; anything out of the tables is a peer error."""
+        if len(args) != ARGS_SIZE:
+            raise FrameRejected(ReasonCode.BAD_VALUE, f"status args are {ARGS_SIZE} bytes")
+        if args[0] not in _BOLT_STATES or args[1] not in _DOOR_STATES or args[2] > 100:
+            raise FrameRejected(ReasonCode.BAD_VALUE, f"status args {args.hex()} out of range")
+        return cls(BoltState(args[0]), DoorState(args[1]), args[2], args[3])
 
     def has(self, flag: StatusFlag) -> bool:
         return bool(self.flags & flag)

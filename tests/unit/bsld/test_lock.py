@@ -31,7 +31,7 @@ from heslock.protocol import (
     TimeType,
     decode_body,
 )
-from heslock.protocol.messages import read_u16, read_u32, u16
+from heslock.protocol.messages import read_u16, read_u32, u16, u32
 from tests.unit.bsld.ras import T0, Ras, make_identity
 
 BOLT = OperationType.BOLT
@@ -389,9 +389,14 @@ def test_clock_drift_is_corrected_by_time_set() -> None:
     day = T0 + 86_400
     assert lock.status(day).lock_time == int(T0 + 86_400 * 1.001)
     assert ras.reason(lock.handle_frame(unlock(ras, day), day)) is ReasonCode.STALE
+    # A SET without the challenge of a fresh GET is refused, inside the window or not.
+    blind = ras.command(Cmd.TIME, TimeType.CLOCK, TimeOp.SET, day, u32(int(day)))
+    assert ras.reason(lock.handle_frame(blind, day)) is ReasonCode.STALE
+    # GET is read-only and answered whatever its timestamp; its clock is the challenge.
     get = ras.command(Cmd.TIME, TimeType.CLOCK, TimeOp.GET, day)
-    assert ras.reason(lock.handle_frame(get, day)) is ReasonCode.STALE
-    time_set = ras.command(Cmd.TIME, TimeType.CLOCK, TimeOp.SET, day)
+    reported = read_u32(ras.open(lock.handle_frame(get, day))[1].args)
+    assert reported == int(T0 + 86_400 * 1.001)
+    time_set = ras.command(Cmd.TIME, TimeType.CLOCK, TimeOp.SET, day, u32(reported))
     frame, body = ras.open(lock.handle_frame(time_set, day))
     assert read_u32(body.args) == int(day)
     assert frame.timestamp == int(day)
@@ -406,7 +411,9 @@ def test_battery_swap_resets_the_clock() -> None:
     lock.replace_battery(T0 + 10)
     assert lock.status(T0 + 10).lock_time < T0 - 86_400
     assert ras.reason(lock.handle_frame(unlock(ras, T0 + 11), T0 + 11)) is ReasonCode.STALE
-    time_set = ras.command(Cmd.TIME, TimeType.CLOCK, TimeOp.SET, T0 + 12)
+    get = ras.command(Cmd.TIME, TimeType.CLOCK, TimeOp.GET, T0 + 12)
+    reported = read_u32(ras.open(lock.handle_frame(get, T0 + 12))[1].args)
+    time_set = ras.command(Cmd.TIME, TimeType.CLOCK, TimeOp.SET, T0 + 12, u32(reported))
     assert ras.reason(lock.handle_frame(time_set, T0 + 12)) is None
     assert ras.status(lock.handle_frame(unlock(ras, T0 + 13), T0 + 13)).bolt is BoltState.UNLOCKED
 
@@ -555,3 +562,30 @@ def test_every_deadline_does_its_work_when_ticked(drift_ppm: float) -> None:
         ticks += 1
     assert 1 <= ticks <= 5
     assert lock.status(start + 1000).bolt is BoltState.LOCKED
+
+
+def test_an_unbound_lock_with_a_reset_clock_is_synced_then_registered() -> None:
+    """A lock fresh out of a battery swap refuses every stamped frame as STALE; inside its
+    registration window it answers TIME/GET and takes the echoing TIME/SET under the
+    factory key, and then registers."""
+    lock = SimulatedLock(make_identity())
+    lock.replace_battery(T0)
+    lock.press_registration_button(T0)
+    ras = Ras(lock)
+    factory = lock.identity.factory_key
+    get = ras.command(Cmd.TIME, TimeType.CLOCK, TimeOp.GET, T0, key=factory)
+    reported = read_u32(ras.open(lock.handle_frame(get, T0), key=factory)[1].args)
+    assert reported < T0 - 86_400  # the clock restarted far in the past
+    time_set = ras.command(Cmd.TIME, TimeType.CLOCK, TimeOp.SET, T0, u32(reported), key=factory)
+    assert ras.reason(lock.handle_frame(time_set, T0), key=factory) is None
+    assert lock.status(T0).lock_time == T0
+    ras.negotiate(T0 + 1)
+    assert lock.bound
+
+
+def test_an_unbound_lock_refuses_time_frames_outside_its_registration_window() -> None:
+    lock = SimulatedLock(make_identity())
+    ras = Ras(lock)
+    factory = lock.identity.factory_key
+    get = ras.command(Cmd.TIME, TimeType.CLOCK, TimeOp.GET, T0, key=factory)
+    assert ras.reason(lock.handle_frame(get, T0), key=factory) is ReasonCode.NOT_BOUND

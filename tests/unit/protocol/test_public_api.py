@@ -36,6 +36,8 @@ EXPECTED = {
     "LockKeyState",
     "LockPhase",
     "LockRefused",
+    "LogCode",
+    "LogSource",
     "NegotiationError",
     "OpBody",
     "OperationOp",

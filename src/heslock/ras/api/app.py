@@ -1,0 +1,88 @@
+"""The RAS FastAPI application factory.
+
+``create_app(settings)`` wires the foundation every RAS route stands on:
+
+- errors as RFC 9457 problem details (``problems.py``), validation errors included;
+- middleware: metrics (outermost, counts every answer), request id, body size limit;
+- ``/healthz``, ``/readyz``, ``/metrics``, ``/openapi.json`` and ``/docs``;
+- the per-request unit of work and the authenticated principal (``deps.py``);
+- the keystore (the master key is loaded here: a bad key file stops start-up).
+
+UDMS, DDMS and SCS routers are added with ``app.include_router`` next to the ones below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+
+from heslock.ras.api import problems
+from heslock.ras.api.deps import AppState
+from heslock.ras.api.metrics import RasMetrics
+from heslock.ras.api.middleware import (
+    BodySizeLimitMiddleware,
+    MetricsMiddleware,
+    RequestContextMiddleware,
+)
+from heslock.ras.api.routers import audit, health
+from heslock.ras.keystore import Keystore
+from heslock.ras.passwords import PasswordHasher
+from heslock.ras.services.access import Authenticator, RefuseAll
+from heslock.ras.settings import Settings
+from heslock.ras.store import create_engine, create_sessionmaker
+
+
+def _version() -> str:
+    try:
+        return version("heslock")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0+unknown"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    authenticator: Authenticator | None = None,
+    keystore: Keystore | None = None,
+) -> FastAPI:
+    """Build the app. ``authenticator`` defaults to refusing every token until UDMS is in."""
+    keystore = keystore or Keystore.from_files(settings.master_key_file)
+    engine = create_engine(settings.database_url)
+    state = AppState(
+        settings=settings,
+        engine=engine,
+        sessionmaker=create_sessionmaker(engine),
+        keystore=keystore,
+        hasher=PasswordHasher.from_settings(settings),
+        metrics=RasMetrics(),
+        authenticator=authenticator or RefuseAll(),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="heslock RAS",
+        summary="Remote access server of ISO/IEC 14543-5-104 (UDMS, DDMS, SCS)",
+        version=_version(),
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.ras = state
+    problems.install_handlers(app)
+    # add_middleware puts each new one outside the previous: innermost first.
+    app.add_middleware(BodySizeLimitMiddleware, limit=settings.limits_max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    app.include_router(health.router)
+    app.include_router(audit.router)
+    return app

@@ -1,0 +1,156 @@
+"""RFC 9457 problem details: the one registry of the RAS's HTTP error types.
+
+Every error response is ``application/problem+json`` with a stable ``type`` URI
+``https://heslock.dev/problems/<code>``, a ``title`` fixed per type, the ``status``, a
+``detail`` for this occurrence and the request path as ``instance``. Clients branch on
+``type`` (never on ``title`` or ``detail``); codes are never renamed or reused.
+Service errors (:mod:`heslock.ras.services.errors`) carry their code; HTTP-level errors
+(404 route, 405, 413, 422) are mapped here too.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Final
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from heslock.ras.services.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_BASE: Final = "https://heslock.dev/problems/"
+MEDIA_TYPE: Final = "application/problem+json"
+
+
+@dataclass(frozen=True)
+class ProblemType:
+    code: str
+    status: int
+    title: str
+
+    @property
+    def uri(self) -> str:
+        return PROBLEM_BASE + self.code
+
+
+_TYPES: Final = (
+    ProblemType("bad-request", 400, "The request is malformed"),
+    ProblemType("unauthenticated", 401, "Authentication is required"),
+    ProblemType("forbidden", 403, "Not allowed"),
+    ProblemType("not-found", 404, "Not found"),
+    ProblemType("method-not-allowed", 405, "Method not allowed"),
+    ProblemType("not-acceptable", 406, "Not acceptable"),
+    ProblemType("conflict", 409, "Conflict with the current state"),
+    ProblemType("body-too-large", 413, "Request body too large"),
+    ProblemType("unsupported-media-type", 415, "Unsupported media type"),
+    ProblemType("validation-failed", 422, "The request failed validation"),
+    ProblemType("invalid-input", 422, "A value was refused"),
+    ProblemType("rate-limited", 429, "Too many requests"),
+    ProblemType("internal", 500, "Internal server error"),
+    ProblemType("unavailable", 503, "Service unavailable"),
+)
+#: code -> problem type. The registry: add, never rename or remove.
+REGISTRY: Final[dict[str, ProblemType]] = {t.code: t for t in _TYPES}
+#: HTTP status -> code, for errors raised as bare HTTP exceptions (routing, parsing).
+_BY_STATUS: Final = {
+    400: "bad-request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    406: "not-acceptable",
+    409: "conflict",
+    413: "body-too-large",
+    415: "unsupported-media-type",
+    422: "validation-failed",
+    429: "rate-limited",
+    503: "unavailable",
+}
+
+
+def problem_response(
+    code: str,
+    detail: str | None = None,
+    *,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    problem = REGISTRY[code]
+    body: dict[str, Any] = {"type": problem.uri, "title": problem.title, "status": problem.status}
+    if detail:
+        body["detail"] = detail
+    if instance:
+        body["instance"] = instance
+    body.update(extensions)
+    return JSONResponse(body, status_code=problem.status, headers=headers, media_type=MEDIA_TYPE)
+
+
+async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.code == "unauthenticated" else None
+    retry = exc.extensions.get("retry_after")
+    if retry is not None:
+        headers = {**(headers or {}), "Retry-After": str(int(retry))}
+    return problem_response(
+        exc.code, exc.detail, instance=request.url.path, headers=headers, **exc.extensions
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _BY_STATUS.get(exc.status_code, "internal" if exc.status_code >= 500 else "bad-request")
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    headers = dict(exc.headers) if exc.headers else None
+    return problem_response(code, detail, instance=request.url.path, headers=headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # Never echo the offending input: it may be a password or a key.
+    errors = [
+        {
+            "loc": [str(part) for part in err.get("loc", ())],
+            "msg": err.get("msg", ""),
+            "type": err.get("type", ""),
+        }
+        for err in exc.errors()
+    ]
+    return problem_response(
+        "validation-failed",
+        f"{len(errors)} field(s) failed validation",
+        instance=request.url.path,
+        errors=errors,
+    )
+
+
+async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
+    # FIELD-NOTES: a duplicate is a 409, not a 500. The database message may quote
+    # values, so it stays in the log (type only) and out of the response.
+    log.info(
+        "integrity error on %s: %s",
+        request.url.path,
+        type(exc.orig if isinstance(exc, IntegrityError) else exc).__name__,
+    )
+    return problem_response(
+        "conflict", "the request conflicts with existing data", instance=request.url.path
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response("internal", instance=request.url.path)
+
+
+def install_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,172 @@
+"""SCS authorisation: who may do what to which resource, decided in one place.
+
+ISO/IEC 14543-5-104 centralises authorisation at the RAS ("server centralised
+authentication"): a lock stores no user keys and obeys any frame the RAS seals, so every
+API route and every XMPP request goes through :func:`authorize` before it acts.
+
+The policy is an explicit table ``Action -> roles that may perform it``. A principal's
+role towards a resource is derived from the resource alone (its owner) and the
+principal's admin flag; sharing roles (guest, schedule, validity window) join the table
+in a later issue. Decisions:
+
+- A principal with *no* role towards an owned resource gets :class:`NotFound`, so user B
+  cannot even learn that user A's lock or gateway exists. A principal who has a role
+  but not a sufficient one gets :class:`Forbidden`.
+- Administrators manage (read, revoke, unbind) but do not *operate* other people's
+  locks: opening a door is the owner's right alone (``LOCK_OPERATE`` lists only OWNER).
+- Anything not in the table is refused: a new action without a policy row fails closed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from heslock.ras.services.errors import Forbidden, NotFound
+
+
+class PrincipalKind(StrEnum):
+    USER = "user"
+    GATEWAY = "gateway"
+    SYSTEM = "system"  # the RAS itself (CLI maintenance, background jobs)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller."""
+
+    kind: PrincipalKind
+    id: uuid.UUID | None
+    is_admin: bool = False
+
+    @property
+    def audit_actor(self) -> str:
+        """An opaque actor id for the audit log (never a name or a contact)."""
+        return f"{self.kind.value}:{self.id}" if self.id is not None else self.kind.value
+
+
+SYSTEM: Final = Principal(PrincipalKind.SYSTEM, None, is_admin=True)
+
+
+class Role(StrEnum):
+    OWNER = "owner"
+    ADMIN = "admin"
+
+
+class ResourceKind(StrEnum):
+    LOCK = "lock"
+    DEVICE = "device"
+    GATEWAY = "gateway"
+    SESSION = "session"
+    ACCOUNT = "account"
+    AUDIT = "audit"
+
+
+@dataclass(frozen=True)
+class Resource:
+    """What an action applies to. ``owner_id`` None means a collection or system object."""
+
+    kind: ResourceKind
+    id: str | None = None
+    owner_id: uuid.UUID | None = None
+
+    @property
+    def audit_target(self) -> str:
+        return f"{self.kind.value}:{self.id}" if self.id is not None else self.kind.value
+
+
+class Action(StrEnum):
+    LOCK_READ = "lock.read"
+    LOCK_OPERATE = "lock.operate"
+    LOCK_UPDATE = "lock.update"
+    LOCK_UNBIND = "lock.unbind"
+    LOCK_TRANSFER = "lock.transfer"
+    LOCK_ROTATE_KEY = "lock.rotate_key"
+    DEVICE_IMPORT = "device.import"
+    DEVICE_READ = "device.read"
+    DEVICE_REVOKE = "device.revoke"
+    GATEWAY_READ = "gateway.read"
+    GATEWAY_UPDATE = "gateway.update"
+    GATEWAY_REVOKE = "gateway.revoke"
+    SESSION_READ = "session.read"
+    SESSION_REVOKE = "session.revoke"
+    ACCOUNT_READ = "account.read"
+    ACCOUNT_UPDATE = "account.update"
+    ACCOUNT_DELETE = "account.delete"
+    AUDIT_READ = "audit.read"
+
+
+_OWNER: Final = frozenset({Role.OWNER})
+_OWNER_ADMIN: Final = frozenset({Role.OWNER, Role.ADMIN})
+_ADMIN: Final = frozenset({Role.ADMIN})
+
+#: The policy: which roles may perform each action. Absent -> refused.
+POLICY: Final[dict[Action, frozenset[Role]]] = {
+    Action.LOCK_READ: _OWNER_ADMIN,
+    Action.LOCK_OPERATE: _OWNER,
+    Action.LOCK_UPDATE: _OWNER,
+    Action.LOCK_UNBIND: _OWNER_ADMIN,
+    Action.LOCK_TRANSFER: _OWNER,
+    Action.LOCK_ROTATE_KEY: _OWNER_ADMIN,
+    Action.DEVICE_IMPORT: _ADMIN,
+    Action.DEVICE_READ: _ADMIN,
+    Action.DEVICE_REVOKE: _ADMIN,
+    Action.GATEWAY_READ: _OWNER_ADMIN,
+    Action.GATEWAY_UPDATE: _OWNER,
+    Action.GATEWAY_REVOKE: _OWNER_ADMIN,
+    Action.SESSION_READ: _OWNER,
+    Action.SESSION_REVOKE: _OWNER_ADMIN,
+    Action.ACCOUNT_READ: _OWNER_ADMIN,
+    Action.ACCOUNT_UPDATE: _OWNER,
+    Action.ACCOUNT_DELETE: _OWNER_ADMIN,
+    Action.AUDIT_READ: _ADMIN,
+}
+
+
+def roles_of(principal: Principal, resource: Resource) -> frozenset[Role]:
+    roles: set[Role] = set()
+    if principal.is_admin:
+        roles.add(Role.ADMIN)
+    if (
+        principal.kind is PrincipalKind.USER
+        and resource.owner_id is not None
+        and principal.id == resource.owner_id
+    ):
+        roles.add(Role.OWNER)
+    return frozenset(roles)
+
+
+def authorize(principal: Principal, action: Action, resource: Resource) -> None:
+    """Return if ``principal`` may perform ``action`` on ``resource``; raise otherwise.
+
+    Raises :class:`NotFound` when the principal has no role at all towards an owned
+    resource (its existence stays hidden) and :class:`Forbidden` otherwise.
+    """
+    allowed = POLICY.get(action, frozenset())
+    roles = roles_of(principal, resource)
+    if roles & allowed:
+        return
+    if resource.owner_id is not None and not roles:
+        raise NotFound(f"no such {resource.kind.value}")
+    raise Forbidden(f"not allowed to {action.value}")
+
+
+class Authenticator(Protocol):
+    """Turns a bearer credential into a :class:`Principal` (UDMS provides the real one).
+
+    Returns None for a credential it does not accept; must not raise for bad input.
+    """
+
+    async def authenticate(self, session: AsyncSession, credential: str) -> Principal | None:
+        """The principal ``credential`` proves, or None."""
+
+
+class RefuseAll:
+    """The authenticator until UDMS installs one: every credential is refused."""
+
+    async def authenticate(self, session: AsyncSession, credential: str) -> Principal | None:
+        return None

@@ -1,0 +1,41 @@
+"""Every RAS table, grouped by the service of ISO/IEC 14543-5-104 that owns it.
+
+- :mod:`.udms` — user data management: users, contacts, credentials, codes, sessions.
+- :mod:`.ddms` — device data management: devices, bound locks, registrations, gateways.
+- :mod:`.scs`  — security authentication support: audit log, rate-limit buckets.
+
+Secrets (factory keys, lock keys, TOTP seeds) are stored only as keystore envelopes
+(``*_enc`` columns, :mod:`heslock.ras.keystore`); passwords, codes and refresh tokens
+only as hashes. Importing this package registers every table on ``Base.metadata``.
+"""
+
+from heslock.ras.store.models.ddms import Device, DeviceStatus, Gateway, Lock, Registration
+from heslock.ras.store.models.scs import AuditRecord, RateLimitBucket
+from heslock.ras.store.models.udms import (
+    Contact,
+    ContactKind,
+    OtpCode,
+    PasswordCredential,
+    RefreshToken,
+    TotpSecret,
+    User,
+    UserSession,
+)
+
+__all__ = [
+    "AuditRecord",
+    "Contact",
+    "ContactKind",
+    "Device",
+    "DeviceStatus",
+    "Gateway",
+    "Lock",
+    "OtpCode",
+    "PasswordCredential",
+    "RateLimitBucket",
+    "RefreshToken",
+    "Registration",
+    "TotpSecret",
+    "User",
+    "UserSession",
+]

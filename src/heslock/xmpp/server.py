@@ -1,0 +1,617 @@
+"""The RAS's XMPP client-to-server endpoint: listeners, routing, keepalive, shutdown.
+
+Theory of operation
+-------------------
+:class:`XmppServer` listens on a STARTTLS port (RFC 6120 section 5) and a direct-TLS port
+(XEP-0368); each connection is a :class:`heslock.xmpp.session.C2SSession` that negotiates
+TLS, SASL SCRAM-SHA-256(-PLUS) against the caller's :class:`CredentialStore` and a resource
+(RFC 6120 section 7), then hands every stanza to :meth:`XmppServer.route`:
+
+- a stanza to another connected full JID is forwarded with ``from`` stamped by the server
+  (section 8.1.2.1); to a bare JID, to the account's session; an IQ ``get``/``set`` to an
+  offline JID is answered ``service-unavailable`` (section 8.3.3.19, RFC 6121 8.5);
+- an IQ to the domain (or without ``to``) goes to the handler registered for its payload
+  namespace (:class:`IqRegistry`); XEP-0199 ping and the legacy session IQ are built in;
+  results and errors to the domain answer :meth:`XmppServer.iq_request`, which is how the
+  RAS sends frame requests to gateways;
+- presence without ``to`` is the session's availability, reported to the
+  :class:`PresenceListener` (which gateways, hence which locks, are up); messages to the
+  domain go to the :class:`MessageListener` (lock events from gateways).
+
+One session per account (bare JID): the RAS's gateways each log in once, so a new login
+replaces the old session, which gets the ``conflict`` stream error (RFC 6120 7.7.2.2).
+
+Liveness and idle memory: one timer for the whole server sweeps the bound sessions
+:data:`SWEEPS_PER_PING` times per ``ping_interval``. A session silent for one sweep sheds
+its XML parser (:meth:`heslock.xmpp.stream.StreamParser.shed`; one stalled mid-stanza is
+closed), one silent for a whole ``ping_interval`` gets an XEP-0199 ping, and one still
+silent an interval later is closed with ``connection-timeout``. No per-session timer or
+task is held once a session is bound (memory per held gateway, issue 9).
+
+Latency: asyncio sets TCP_NODELAY on every TCP transport it creates, so small stanzas
+leave at once (Nagle off, issue 9). Output is batched: while one input chunk is processed,
+sessions only queue what they send; each flushes once at the end (:meth:`batch_end`), one
+TLS record and one ``send`` each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import secrets
+import ssl
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+from xml.etree.ElementTree import Element
+
+from heslock.errors import UsageError
+from heslock.xmpp.errors import (
+    NS_CLIENT,
+    IqTimeout,
+    RecipientOffline,
+    ServerClosed,
+    StanzaError,
+    StanzaErrorCondition,
+    StreamErrorCondition,
+)
+from heslock.xmpp.jid import Jid, JidMalformed
+from heslock.xmpp.limits import SourceThrottle
+from heslock.xmpp.sasl import (
+    CHANNEL_BINDING_TYPE,
+    MECH_SCRAM,
+    MECH_SCRAM_PLUS,
+    CredentialStore,
+    tls_server_end_point,
+)
+from heslock.xmpp.session import NS_SASL_CB, C2SSession, State
+from heslock.xmpp.stream import MAX_STANZA_BYTES, escape_attr, serialize
+from heslock.xmpp.tls import check_context
+
+logger = logging.getLogger(__name__)
+
+NS_PING: Final = "urn:xmpp:ping"
+NS_SESSION: Final = "urn:ietf:params:xml:ns:xmpp-session"
+NS_SASL: Final = "urn:ietf:params:xml:ns:xmpp-sasl"
+
+#: A connection must bind a resource within this time (TLS + SCRAM + bind take a few round
+#: trips; 10 s is generous on a slow link yet frees a half-open slot quickly).
+AUTH_TIMEOUT_S: Final = 10.0
+#: Keepalive sweep period: silence for one period draws a ping, for two a disconnection.
+#: Below common NAT idle timeouts (>= 5 min) so held sessions survive NATs.
+PING_INTERVAL_S: Final = 60.0
+#: Keepalive sweeps per ping interval: an idle session sheds its parser after one sweep
+#: period, so after each keepalive ping its parser lives for at most a quarter interval.
+SWEEPS_PER_PING: Final = 4
+#: Stanzas per second per session, sustained, and the burst allowed above it: far above a
+#: gateway's needs (a frame per lock operation), low enough that one client cannot take
+#: the server's core from the others.
+STANZA_RATE: Final = 500.0
+STANZA_BURST: Final = 1000.0
+#: Failed authentications per source address: burst, then one more per 30 s.
+AUTH_FAILURE_BURST: Final = 10
+AUTH_FAILURE_REFILL_PER_S: Final = 1 / 30
+#: How long :meth:`XmppServer.stop` waits for clients to read their ``system-shutdown``.
+SHUTDOWN_GRACE_S: Final = 5.0
+#: Listen backlog: a reconnect storm of thousands of gateways after a RAS restart must not
+#: overflow the kernel's accept queue.
+LISTEN_BACKLOG: Final = 4096
+
+_TAG_IQ = f"{{{NS_CLIENT}}}iq"
+_TAG_MESSAGE = f"{{{NS_CLIENT}}}message"
+_TAG_PRESENCE = f"{{{NS_CLIENT}}}presence"
+_CLIENT_PREFIX_LEN = len(NS_CLIENT) + 2
+
+IqResult = Element | None
+#: An IQ handler: (sender, the whole IQ) -> the result's payload (or ``None``), directly or
+#: as an awaitable. Raising :class:`StanzaError` answers with that error.
+IqHandler = Callable[[Jid, Element], IqResult | Awaitable[IqResult]]
+
+
+class PresenceListener(Protocol):
+    """Told when a full JID becomes available or unavailable (RFC 6121 section 4)."""
+
+    def presence_changed(self, jid: Jid, available: bool) -> None:
+        """Called synchronously from the event loop; must not block."""
+        ...
+
+
+class MessageListener(Protocol):
+    """Receives messages addressed to the server's domain (e.g. lock events)."""
+
+    def message_received(self, sender: Jid, message: Element) -> None:
+        """Called synchronously from the event loop; must not block."""
+        ...
+
+
+class IqRegistry:
+    """IQ handlers for stanzas addressed to the domain, keyed by payload namespace."""
+
+    __slots__ = ("_handlers",)
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, IqHandler] = {}
+
+    def register(self, namespace: str, handler: IqHandler) -> None:
+        """Handle IQ ``get``/``set`` whose first child is in ``namespace``."""
+        if namespace in self._handlers:
+            raise UsageError(f"an IQ handler for {namespace} is already registered")
+        self._handlers[namespace] = handler
+
+    def get(self, namespace: str) -> IqHandler | None:
+        """The handler for ``namespace``, if any."""
+        return self._handlers.get(namespace)
+
+
+def _empty_result(_sender: Jid, _iq: Element) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """What the RAS gives the XMPP endpoint (its settings own the values)."""
+
+    domain: str
+    ssl_context: ssl.SSLContext
+    host: str = "127.0.0.1"
+    #: STARTTLS port (5222 by convention); 0 picks a free port, ``None`` disables it.
+    starttls_port: int | None = 5222
+    #: Direct TLS port (XEP-0368; 5223 by convention); 0 picks a free port, ``None`` disables.
+    direct_tls_port: int | None = 5223
+    #: DER of the server certificate: enables SCRAM-SHA-256-PLUS (tls-server-end-point).
+    certificate_der: bytes | None = None
+    auth_timeout: float = AUTH_TIMEOUT_S
+    ping_interval: float = PING_INTERVAL_S
+    stanza_rate: float = STANZA_RATE
+    stanza_burst: float = STANZA_BURST
+    auth_failure_burst: int = AUTH_FAILURE_BURST
+    auth_failure_refill_per_s: float = AUTH_FAILURE_REFILL_PER_S
+    max_stanza_bytes: int = MAX_STANZA_BYTES
+    #: Let several worker processes share the ports (issue 9, item 3).
+    reuse_port: bool = False
+
+
+class XmppServer:
+    """The C2S endpoint (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        credentials: CredentialStore,
+        iq_handlers: IqRegistry | None = None,
+        presence_listener: PresenceListener | None = None,
+        message_listener: MessageListener | None = None,
+    ) -> None:
+        check_context(config.ssl_context)
+        self.config = config
+        self.credentials = credentials
+        self.iq_handlers = iq_handlers or IqRegistry()
+        for namespace in (NS_PING, NS_SESSION):
+            if self.iq_handlers.get(namespace) is None:
+                self.iq_handlers.register(namespace, _empty_result)
+        self.presence_listener = presence_listener
+        self.message_listener = message_listener
+        self.channel_binding = (
+            tls_server_end_point(config.certificate_der) if config.certificate_der else None
+        )
+        self.mechanisms: tuple[str, ...] = (
+            (MECH_SCRAM_PLUS, MECH_SCRAM) if self.channel_binding else (MECH_SCRAM,)
+        )
+        self.sasl_features = self._sasl_features()
+        self.auth_throttle = SourceThrottle(
+            config.auth_failure_burst, config.auth_failure_refill_per_s
+        )
+        self.ports: dict[str, int] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._listeners: list[asyncio.Server] = []
+        self._connections: set[C2SSession] = set()
+        self._sessions: dict[str, C2SSession] = {}  # full JID -> bound session
+        self._accounts: dict[str, C2SSession] = {}  # bare JID -> bound session
+        self._pending: dict[str, tuple[asyncio.Future[Element], str]] = {}
+        self._iq_prefix = secrets.token_hex(4)
+        self._iq_seq = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._dirty: list[C2SSession] = []
+        self._batch = 0
+        self._sweep_handle: asyncio.TimerHandle | None = None
+        self._all_closed: asyncio.Event | None = None
+        self._running = False
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the server runs on (set by :meth:`start`)."""
+        if self._loop is None:
+            raise ServerClosed("the XMPP server is not started")
+        return self._loop
+
+    async def start(self) -> None:
+        """Bind the listeners; :attr:`ports` then holds the actual port numbers."""
+        self._loop = loop = asyncio.get_running_loop()
+        config = self.config
+        for name, port, direct in (
+            ("starttls", config.starttls_port, False),
+            ("direct_tls", config.direct_tls_port, True),
+        ):
+            if port is None:
+                continue
+            server = await loop.create_server(
+                lambda direct=direct: C2SSession(self, direct),
+                config.host,
+                port,
+                backlog=LISTEN_BACKLOG,
+                reuse_port=config.reuse_port or None,
+            )
+            self._listeners.append(server)
+            self.ports[name] = server.sockets[0].getsockname()[1]
+        self._running = True
+        self._sweep_handle = loop.call_later(config.ping_interval / SWEEPS_PER_PING, self._sweep)
+        logger.info("XMPP endpoint for %s listening on %s", config.domain, self.ports)
+
+    async def stop(self, text: str = "server shutting down") -> None:
+        """Close every stream with ``system-shutdown`` (RFC 6120 4.9.3.20) and stop."""
+        if not self._running:
+            return
+        self._running = False
+        for listener in self._listeners:
+            listener.close()
+        if self._sweep_handle is not None:
+            self._sweep_handle.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._close_connections(text)
+        for listener in self._listeners:
+            await listener.wait_closed()
+        self._listeners.clear()
+        for future, _ in self._pending.values():
+            if not future.done():
+                future.set_exception(ServerClosed("the XMPP server stopped"))
+        self._pending.clear()
+
+    async def _close_connections(self, text: str) -> None:
+        self._all_closed = asyncio.Event()
+        self.batch_begin()
+        for session in list(self._connections):
+            session.fail(StreamErrorCondition.SYSTEM_SHUTDOWN, text)
+        self.batch_end()
+        if not self._connections:
+            return
+        try:
+            await asyncio.wait_for(self._all_closed.wait(), SHUTDOWN_GRACE_S)
+        except TimeoutError:  # clients that do not read: cut them off
+            for session in list(self._connections):
+                if session.transport is not None:
+                    session.transport.abort()
+
+    # --- what sessions call -----------------------------------------------------------------
+
+    def session_opened(self, session: C2SSession) -> None:
+        """A TCP connection was accepted."""
+        if not self._running:
+            if session.transport is not None:
+                session.transport.abort()
+            return
+        self._connections.add(session)
+
+    def session_closed(self, session: C2SSession) -> None:
+        """The connection is gone."""
+        self.session_finished(session)
+        self._connections.discard(session)
+        if self._all_closed is not None and not self._connections:
+            self._all_closed.set()
+
+    def session_finished(self, session: C2SSession) -> None:
+        """The stream ended: unregister the session (idempotent)."""
+        jid = session.jid
+        if jid is None or self._sessions.get(jid.full) is not session:
+            return
+        del self._sessions[jid.full]
+        if self._accounts.get(jid.bare) is session:
+            del self._accounts[jid.bare]
+        if session.available:
+            session.available = False
+            self._notify(jid, available=False)
+        for iq_id, (future, target) in list(self._pending.items()):
+            if target == jid.full and not future.done():
+                future.set_exception(RecipientOffline(f"{jid.full} went offline"))
+                del self._pending[iq_id]
+
+    def bind(self, session: C2SSession) -> None:
+        """``session`` bound its resource: register it, replacing the account's old one."""
+        jid = session.jid
+        assert jid is not None
+        old = self._accounts.get(jid.bare)
+        if old is not None:
+            old.fail(StreamErrorCondition.CONFLICT, "replaced by a new session")
+            self.session_finished(old)
+        self._sessions[jid.full] = session
+        self._accounts[jid.bare] = session
+        logger.info("session bound: %s from %s", jid.full, session.peer)
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``coro`` as a task the server tracks (and cancels on :meth:`stop`)."""
+        task = self.loop.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def batch_begin(self) -> None:
+        """Start coalescing output (nests)."""
+        self._batch += 1
+
+    def batch_end(self) -> None:
+        """End coalescing; at the outermost level flush every session written to."""
+        self._batch -= 1
+        if self._batch == 0 and self._dirty:
+            dirty, self._dirty = self._dirty, []
+            for session in dirty:
+                session.flush()
+
+    def mark_dirty(self, session: C2SSession) -> bool:
+        """Queue ``session`` for the flush at batch end; False if not batching (flush now)."""
+        if self._batch == 0:
+            return False
+        self._dirty.append(session)
+        return True
+
+    # --- routing -----------------------------------------------------------------------------
+
+    def route(self, session: C2SSession, stanza: Element) -> None:
+        """Deliver a stanza from a bound session (RFC 6120 sections 8 and 10)."""
+        sender = session.jid
+        assert sender is not None
+        stanza.set("from", sender.full)
+        kind = stanza.tag
+        to = stanza.get("to")
+        if kind == _TAG_IQ:
+            self._route_iq(session, sender, stanza, to)
+        elif kind == _TAG_MESSAGE:
+            self._route_message(session, sender, stanza, to)
+        else:
+            self._route_presence(session, sender, stanza, to)
+
+    def _target(self, to: str) -> tuple[C2SSession | None, bool]:
+        """(session for ``to``, whether ``to`` is this server or an account on it)."""
+        session = self._sessions.get(to)
+        if session is not None:
+            return session, False
+        jid = Jid.parse(to)
+        if jid.domain != self.config.domain:
+            return None, False
+        if jid.resource:
+            return self._sessions.get(jid.full), False
+        if not jid.local:
+            return None, True  # the domain itself
+        return self._accounts.get(jid.bare), False
+
+    def _route_iq(self, session: C2SSession, sender: Jid, iq: Element, to: str | None) -> None:
+        iq_type = iq.get("type")
+        if iq_type not in ("get", "set", "result", "error") or not iq.get("id"):
+            self._reply_error(session, iq, StanzaErrorCondition.BAD_REQUEST)
+            return
+        if to is None or to in (self.config.domain, sender.bare):
+            self._iq_to_server(session, sender, iq, iq_type)
+            return
+        try:
+            target, to_server = self._target(to)
+        except JidMalformed:
+            self._reply_error(session, iq, StanzaErrorCondition.JID_MALFORMED)
+            return
+        if to_server:
+            self._iq_to_server(session, sender, iq, iq_type)
+        elif target is not None and (iq_type in ("result", "error") or to.find("/") > 0):
+            target.send(serialize(iq))
+        else:  # offline, or an IQ to a bare JID we answer for the account (RFC 6121 8.5.1)
+            self._reply_error(session, iq, StanzaErrorCondition.SERVICE_UNAVAILABLE)
+
+    def _iq_to_server(self, session: C2SSession, sender: Jid, iq: Element, iq_type: str) -> None:
+        if iq_type in ("result", "error"):
+            pending = self._pending.get(iq.get("id", ""))
+            if pending is not None and pending[1] == sender.full:
+                del self._pending[iq.get("id", "")]
+                if not pending[0].done():
+                    pending[0].set_result(iq)
+            return
+        payload = iq[0] if len(iq) else None
+        namespace = payload.tag[1:].partition("}")[0] if payload is not None else ""
+        handler = self.iq_handlers.get(namespace)
+        if handler is None or len(iq) != 1:
+            self._reply_error(session, iq, StanzaErrorCondition.SERVICE_UNAVAILABLE)
+            return
+        try:
+            result = handler(sender, iq)
+        except StanzaError as exc:
+            self._reply_error(session, iq, exc.condition, exc.text)
+            return
+        if inspect.isawaitable(result):
+            self.spawn(self._answer_later(session, iq, result), "xmpp-iq-handler")
+        else:
+            self._reply_result(session, iq, result)
+
+    async def _answer_later(
+        self, session: C2SSession, iq: Element, pending: Awaitable[IqResult]
+    ) -> None:
+        try:
+            result = await pending
+        except StanzaError as exc:
+            self._reply_error(session, iq, exc.condition, exc.text)
+            return
+        except Exception:
+            logger.exception("IQ handler failed")
+            self._reply_error(session, iq, StanzaErrorCondition.INTERNAL_SERVER_ERROR)
+            return
+        if session.state is State.ESTABLISHED:
+            self._reply_result(session, iq, result)
+
+    def _reply_result(self, session: C2SSession, iq: Element, payload: IqResult) -> None:
+        head = (
+            f"<iq type='result' id='{escape_attr(iq.get('id', ''))}'"
+            f" from='{escape_attr(iq.get('to') or self.config.domain)}'"
+            f" to='{escape_attr(iq.get('from', ''))}'"
+        )
+        if payload is None:
+            session.send(f"{head}/>".encode())
+        else:
+            session.send(f"{head}>".encode() + serialize(payload) + b"</iq>")
+
+    def _reply_error(
+        self,
+        session: C2SSession,
+        stanza: Element,
+        condition: StanzaErrorCondition | None,
+        text: str = "",
+    ) -> None:
+        """Answer ``stanza`` with an error, except errors to errors (RFC 6120 8.3.1)."""
+        if stanza.get("type") in ("error", "result"):
+            return
+        reply = Element(stanza.tag, type="error")
+        if stanza.get("id"):
+            reply.set("id", stanza.get("id", ""))
+        reply.set("from", stanza.get("to") or self.config.domain)
+        reply.set("to", stanza.get("from", ""))
+        reply.append((condition or StanzaErrorCondition.UNDEFINED_CONDITION).element(text=text))
+        session.send(serialize(reply))
+
+    def _route_message(
+        self, session: C2SSession, sender: Jid, message: Element, to: str | None
+    ) -> None:
+        if to is None or to == self.config.domain:
+            if self.message_listener is not None:
+                self.message_listener.message_received(sender, message)
+            return
+        try:
+            target, to_server = self._target(to)
+        except JidMalformed:
+            self._reply_error(session, message, StanzaErrorCondition.JID_MALFORMED)
+            return
+        if to_server and self.message_listener is not None:
+            self.message_listener.message_received(sender, message)
+        elif target is not None:
+            target.send(serialize(message))
+        else:
+            self._reply_error(session, message, StanzaErrorCondition.SERVICE_UNAVAILABLE)
+
+    def _route_presence(
+        self, session: C2SSession, sender: Jid, presence: Element, to: str | None
+    ) -> None:
+        presence_type = presence.get("type")
+        if to is None or to == self.config.domain:
+            if presence_type is None and not session.available:
+                session.available = True
+                self._notify(sender, available=True)
+            elif presence_type == "unavailable" and session.available:
+                session.available = False
+                self._notify(sender, available=False)
+            return
+        try:
+            target, _ = self._target(to)
+        except JidMalformed:
+            return
+        if target is not None:
+            target.send(serialize(presence))
+
+    def _notify(self, jid: Jid, available: bool) -> None:
+        if self.presence_listener is None:
+            return
+        try:
+            self.presence_listener.presence_changed(jid, available)
+        except Exception:
+            logger.exception("presence listener failed")
+
+    # --- the RAS's API -------------------------------------------------------------------
+
+    @property
+    def online(self) -> frozenset[str]:
+        """Full JIDs of the sessions that announced availability."""
+        return frozenset(full for full, s in self._sessions.items() if s.available)
+
+    def is_connected(self, full_jid: str) -> bool:
+        """Whether ``full_jid`` has a bound session (available or not)."""
+        return full_jid in self._sessions
+
+    async def iq_request(
+        self,
+        to: Jid | str,
+        payload: Element,
+        timeout: float,  # noqa: ASYNC109 - part of the request: one timer, no task
+        iq_type: str = "set",
+    ) -> Element:
+        """Send an IQ with ``payload`` to a connected full JID and return its result stanza.
+
+        Raises :class:`RecipientOffline` (no session, or it closed before answering),
+        :class:`StanzaError` (the peer answered ``type='error'``), :class:`IqTimeout`, or
+        :class:`ServerClosed`.
+        """
+        if not self._running:
+            raise ServerClosed("the XMPP server is not running")
+        if iq_type not in ("get", "set"):
+            raise UsageError("iq_type must be 'get' or 'set'")
+        full = str(to)
+        session = self._sessions.get(full)
+        if session is None:
+            raise RecipientOffline(f"{full} is not connected")
+        loop = self.loop
+        self._iq_seq += 1
+        iq_id = f"{self._iq_prefix}{self._iq_seq:x}"
+        future: asyncio.Future[Element] = loop.create_future()
+        self._pending[iq_id] = (future, full)
+        session.send(
+            f"<iq type='{iq_type}' id='{iq_id}' to='{escape_attr(full)}'"
+            f" from='{escape_attr(self.config.domain)}'>".encode()
+            + serialize(payload)
+            + b"</iq>"
+        )
+        timer = loop.call_later(timeout, self._iq_expired, iq_id)
+        try:
+            response = await future
+        finally:
+            timer.cancel()
+            self._pending.pop(iq_id, None)
+        if response.get("type") == "error":
+            raise StanzaError.from_stanza(response)
+        return response
+
+    def _iq_expired(self, iq_id: str) -> None:
+        pending = self._pending.pop(iq_id, None)
+        if pending is not None and not pending[0].done():
+            pending[0].set_exception(IqTimeout(f"no answer from {pending[1]}"))
+
+    # --- keepalive ------------------------------------------------------------------------------
+
+    def _sweep(self) -> None:
+        """XEP-0199 keepalive over all bound sessions (see the module docstring)."""
+        period = self.config.ping_interval / SWEEPS_PER_PING
+        self._sweep_handle = self.loop.call_later(period, self._sweep)
+        domain = escape_attr(self.config.domain)
+        self.batch_begin()
+        try:
+            for full, session in list(self._sessions.items()):
+                idle = session.idle = session.idle + 1
+                if idle == 1:
+                    if not session.shed():
+                        session.fail(StreamErrorCondition.CONNECTION_TIMEOUT, "stalled mid-stanza")
+                elif idle == SWEEPS_PER_PING:
+                    session.send(
+                        f"<iq type='get' id='ka{idle}' from='{domain}' to='{escape_attr(full)}'>"
+                        f"<ping xmlns='{NS_PING}'/></iq>".encode()
+                    )
+                elif idle >= 2 * SWEEPS_PER_PING:
+                    session.fail(StreamErrorCondition.CONNECTION_TIMEOUT, "no answer to ping")
+        finally:
+            self.batch_end()
+
+    def _sasl_features(self) -> bytes:
+        mechanisms = "".join(f"<mechanism>{m}</mechanism>" for m in self.mechanisms)
+        binding = (
+            f"<sasl-channel-binding xmlns='{NS_SASL_CB}'>"
+            f"<channel-binding type='{CHANNEL_BINDING_TYPE}'/></sasl-channel-binding>"
+            if self.channel_binding
+            else ""
+        )
+        return (
+            f"<stream:features><mechanisms xmlns='{NS_SASL}'>{mechanisms}</mechanisms>"
+            f"{binding}</stream:features>"
+        ).encode()
