@@ -1,6 +1,11 @@
 # heslock — every target bootstraps .venv from the lock file first, so a fresh clone needs
 # only python3 (>= 3.11) with venv and pip. The stamp is rebuilt when the lock changes.
-PYTHON ?= python3
+#
+# Interpreter: a distribution's python3.11+ (Debian, Ubuntu, Fedora) is built with PGO and
+# LTO; a default pyenv/source build is not, and runs the frame path ~1.6x slower
+# (docs/benchmarks.md). So the first distribution interpreter found is preferred, then
+# whatever python3 is on PATH. Override with `make PYTHON=/path/to/python3 ...`.
+PYTHON ?= $(firstword $(wildcard /usr/bin/python3.1[1-9] /usr/bin/python3.[2-9][0-9]) python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.heslock-installed
@@ -16,7 +21,7 @@ help:
 	@echo "make lock    recompile $(LOCK) from pyproject.toml (needs the registry)"
 
 $(STAMP): $(LOCK) pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r $(LOCK)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
@@ -41,9 +46,11 @@ bench-full: $(STAMP)
 vectors: $(STAMP)
 	$(BIN)/python tools/gen_test_vectors.py --output docs/test-vectors.json
 
+# Compile on the OLDEST supported interpreter (3.11.2 here), so that dependencies behind
+# version markers (async-timeout below 3.11.3) are in the lock for every 3.11 build.
 lock:
 	$(PYTHON) -m piptools compile --quiet --generate-hashes --strip-extras --allow-unsafe \
-		--extra dev -o $(LOCK) pyproject.toml
+		--no-emit-index-url --extra dev -o $(LOCK) pyproject.toml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -122,8 +122,10 @@ def decode(
         report["tag_ok"] = True
     report.update(_fields(plain))
     if report.get("key_layout") and not report["response"]:
-        # A key part carries half of a new lock key: never print it.
+        # A key part carries half of a new lock key: never print it, nor the check byte,
+        # which is the XOR of those bytes and so 8 bits of them.
         report["value"] = "<key version and 8 key bytes, not shown>"
+        report["check"] = "<not shown>"
     else:
         report["plaintext"] = plain.hex()
     try:

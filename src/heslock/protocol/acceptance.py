@@ -99,7 +99,9 @@ class AcceptorState:
     """What must survive a restart (persisted by the lock, or by the RAS per lock)."""
 
     floor_ts: int = 0  #: nothing stamped at or before this is accepted
-    highest_ts: int = 0  #: highest timestamp accepted (TIME/SET must exceed it)
+    highest_ts: int = (
+        0  #: highest timestamp accepted (TIME frames, exempt from the window, excluded)
+    )
     counter_high: int = 0  #: highest counter accepted (secure profile)
     counter_bitmap: int = 0  #: bit i set = counter_high - i was accepted
 
@@ -212,12 +214,22 @@ class FrameAcceptor:
         """Commit an accepted frame (after executing it) with the answer that was sent."""
         frame, body = accepted.frame, accepted.body
         st = self.state
-        st.highest_ts = max(st.highest_ts, frame.timestamp)
+        stamp = frame.timestamp
+        time_op = _time_op(frame)
+        if time_op is None:
+            st.highest_ts = max(st.highest_ts, stamp)
+        else:
+            # TIME frames are exempt from the window, so their stamps may be far from the
+            # receiver's clock: they must never move the replay horizon (highest_ts, and
+            # through eviction the floor), or one GET stamped a year ahead would block the
+            # lock for a year. A replayed GET is harmless (read-only); a replayed SET has
+            # spent its challenge.
+            stamp = min(stamp, st.highest_ts)
+            if time_op == TimeOp.SET:
+                self._challenge = None  # single use
         if self._counted(frame, body):
             self._counter().commit(body.seq)  # type: ignore[union-attr]
-        if _time_op(frame) == TimeOp.SET:
-            self._challenge = None  # single use
-        self._seen[bytes(wire)] = _Seen(frame.timestamp, now, response)
+        self._seen[bytes(wire)] = _Seen(stamp, now, response)
         self._evict(now)
 
     def issue_time_challenge(self, clock: int, now: int) -> None:

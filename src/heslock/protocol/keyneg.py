@@ -390,18 +390,31 @@ class RasKeyNegotiation:
         return target
 
     def _open(self, wire: bytes) -> tuple[Frame, object, bool]:
-        """Open under the new key, else the old one. A frame that authenticates under a
-        key but breaks rule 4 is refused with *that* reason, not the other key's."""
-        first: FrameRejected | None = None
+        """Open under the new key, else the old one.
+
+        A frame is read under the first key it fully decodes under (rules 1-4). In the base
+        profile a frame sealed under one key passes the 8-bit check under the other about
+        once in 256, so a rule-4 failure alone does not decide the key: the other key is
+        tried too. If no key decodes it, a frame that *opened* under a key but broke rule 4
+        is refused with that rule-4 reason (the most specific one), else with the new key's.
+        """
+        opened: FrameRejected | None = None
+        unreadable: FrameRejected | None = None
         for codec, under_new in ((self._new, True), (self._old, False)):
             try:
                 frame = codec.open(wire)
             except FrameRejected as exc:
-                first = first or exc
+                unreadable = unreadable or exc
                 continue
-            return frame, decode_body(frame, Direction.FROM_LOCK, self.record.profile), under_new
-        assert first is not None
-        raise first
+            try:
+                body = decode_body(frame, Direction.FROM_LOCK, self.record.profile)
+            except FrameRejected as exc:
+                opened = opened or exc
+                continue
+            return frame, body, under_new
+        failure = opened or unreadable
+        assert failure is not None
+        raise failure
 
     def _classify(self, frame: Frame, body: object, under_new: bool) -> RasKeyEvent:
         r = self.record

@@ -23,6 +23,7 @@ from heslock.protocol.codes import (
 from heslock.protocol.errors import FrameRejected
 from heslock.protocol.frame import (
     ARGS_SIZE,
+    MAX_TIMESTAMP,
     Frame,
     KeyAckBody,
     KeyPartBody,
@@ -46,7 +47,10 @@ def command(
     """A RAS-to-lock command in the op layout."""
     if len(args) != ARGS_SIZE:
         args = pad_args(args)
-    return Frame(int(group), type_, pack_op_value(op, seq, args, layout), ts)
+    if not (0 <= type_ <= 0xFF and 0 <= ts <= MAX_TIMESTAMP):
+        raise ValueError("type is a single byte and the timestamp a uint32")
+    # group is a Cmd; pack_op_value range-checked op, seq and args: no second validation.
+    return Frame.trusted(int(group), type_, pack_op_value(op, seq, args, layout), ts)
 
 
 def response(request: Frame, body: OpBody, ts: int, layout: Layout, args: bytes = b"") -> Frame:

@@ -444,6 +444,8 @@ def test_decoded_key_part_does_not_show_the_new_key_bytes(cli: Cli) -> None:
     assert result.code == EXIT_OK
     assert result.report()["body"]["key_version"] == 1
     assert new_key_half.hex() not in result.out.lower()
+    # The check byte is the XOR of the key bytes (and cmd, type, version): 8 bits of them.
+    assert result.report()["check"] == "<not shown>"
 
 
 # --- the installed console script, in a real process --------------------------------------

@@ -574,3 +574,18 @@ def test_rule7_cache_size_zero_keeps_only_the_floor(profile: Profile) -> None:
     assert acc.state.floor_ts == NOW
     assert reason(acc.accept(wire, NOW)) is ReasonCode.REPLAY
     assert isinstance(acc.accept(unlock(profile, seq=2, ts=NOW + 1), NOW + 1), Accepted)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_time_frames_never_move_the_replay_horizon(profile: Profile) -> None:
+    """A GET stamped a year ahead (a RAS with a wrong clock, or a forgery) must not push
+    highest_ts or, through cache eviction, the floor: the lock would refuse every correctly
+    stamped frame as REPLAY until that time."""
+    acc = acceptor(profile, cache_size=2)
+    year = 365 * 86_400
+    accept_and_record(acc, time_get(profile, NOW + year, seq=1), NOW)
+    assert acc.state.highest_ts < NOW + year
+    for i in range(3):  # evict the GET from the cache
+        accept_and_record(acc, unlock(profile, seq=2 + i, ts=NOW + i), NOW + i)
+    assert acc.state.floor_ts < NOW + year
+    assert isinstance(acc.accept(unlock(profile, seq=9, ts=NOW + 5), NOW + 5), Accepted)

@@ -32,6 +32,7 @@ from heslock.protocol import (
 )
 from heslock.protocol import messages as m
 from heslock.protocol.errors import ProtocolError
+from heslock.protocol.frame import check_byte
 
 DEVICE = DeviceId.parse("F0:11:22:33:44:55")
 OTHER_DEVICE = DeviceId.parse("F0:11:22:33:44:56")
@@ -688,3 +689,19 @@ def test_record_carries_what_the_ras_stores() -> None:
 
 def test_phase_finality() -> None:
     assert {p for p in RasPhase if p.final} == {RasPhase.COMMITTED, RasPhase.EXPIRED}
+
+
+def test_ras_reads_a_base_frame_under_the_old_key_even_if_it_passes_the_check_under_new() -> None:
+    """Base profile: about 1 frame in 256 sealed under K passes the check byte under K'.
+    Such a frame must still be read under K, not refused by rule 4 under K'."""
+    ras = start(Profile.BASE)
+    old, new = FrameCodec(FACTORY, Profile.BASE), FrameCodec(NEW, Profile.BASE)
+    colliding = None
+    for ts in range(T0, T0 + 5000):  # ~20 expected: look for one that passes under K'
+        candidate = old.seal(m.key_ack(KeyType.PART_1, 1, bytes(DEVICE), ts))
+        plain = new.open_plaintext(candidate)
+        if check_byte(plain[:11]) == plain[11]:
+            colliding = candidate
+            break
+    assert colliding is not None, "no colliding stamp in 5000 (about 20 expected)"
+    assert ras.receive(colliding, T0) is RasPhase.PART1_ACKED
