@@ -50,7 +50,7 @@ vectors: $(STAMP)
 # version markers (async-timeout below 3.11.3) are in the lock for every 3.11 build.
 lock:
 	$(PYTHON) -m piptools compile --quiet --generate-hashes --strip-extras --allow-unsafe \
-		--no-emit-index-url --extra dev -o $(LOCK) pyproject.toml
+		--no-emit-index-url --no-emit-find-links --extra dev -o $(LOCK) pyproject.toml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
