@@ -37,12 +37,13 @@ def _register() -> None:
         return
     # One line per command group; each module owns its own sub-app.
     # Imported here so `heslock --help` stays fast as parties grow.
-    from heslock.cli import bsld, demo, frame, ras  # noqa: PLC0415
+    from heslock.cli import bgw, bsld, demo, frame, ras  # noqa: PLC0415
 
     app.add_typer(frame.app, name="frame")
     app.add_typer(bsld.app, name="bsld")
     app.command("demo")(demo.demo)
     app.add_typer(ras.app, name="ras")
+    app.add_typer(bgw.app, name="bgw")
 
 
 def main(argv: list[str] | None = None) -> int:
