@@ -213,12 +213,16 @@ class StanzaError(XmppPeerError):
         condition: StanzaErrorCondition | None,
         error_type: StanzaErrorType | None = None,
         text: str = "",
+        application: Element | None = None,
     ) -> None:
         name = condition.value if condition else "undefined-condition"
         super().__init__(f"{name}: {text}" if text else name)
         self.condition = condition
         self.error_type = error_type
         self.text = text
+        #: The application-specific condition element, if any (RFC 6120 section 8.3.2:
+        #: a child of ``<error/>`` in another namespace), e.g. heslock's lock conditions.
+        self.application = application
 
     @classmethod
     def from_stanza(cls, stanza: Element) -> StanzaError:
@@ -228,9 +232,12 @@ class StanzaError(XmppPeerError):
             return cls(None, None, "error stanza without <error/>")
         condition: StanzaErrorCondition | None = None
         text = ""
+        application: Element | None = None
         for child in error:
             ns, _, name = child.tag[1:].partition("}")
             if ns != NS_XMPP_STANZAS:
+                if application is None and ns:
+                    application = child
                 continue
             if name == "text":
                 text = child.text or ""
@@ -243,4 +250,4 @@ class StanzaError(XmppPeerError):
             error_type: StanzaErrorType | None = StanzaErrorType(error.get("type", ""))
         except ValueError:
             error_type = None
-        return cls(condition, error_type, text)
+        return cls(condition, error_type, text, application)

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from heslock.protocol import DeviceId, Profile
-from heslock.xmpp.errors import NS_CLIENT, StanzaErrorCondition
+from heslock.xmpp.errors import NS_CLIENT, StanzaError, StanzaErrorCondition
 from heslock.xmpp.lockns import (
     MAX_SCAN_LOCKS,
     NS_LOCK,
@@ -209,3 +209,16 @@ def test_any_element_parses_or_raises_the_codec_error(element: Element) -> None:
         except LockNsError:
             continue
         assert type(parsed).from_element(parsed.element()) == parsed
+
+
+@pytest.mark.parametrize("condition", list(LockCondition))
+def test_stanza_error_keeps_the_application_condition(condition: LockCondition) -> None:
+    """What the RAS gets from iq_request: the StanzaError carries our condition element,
+    so the exact lock condition survives even where two map to one defined condition."""
+    iq = Element("{jabber:client}iq", type="error", id="1")
+    iq.append(error_element(condition, "detail"))
+    error = StanzaError.from_stanza(iq)
+    assert error.condition is condition.stanza_condition
+    assert error.application is not None
+    assert error.application.tag == f"{{{NS_LOCK}}}{condition.value}"
+    assert error.text == "detail"
