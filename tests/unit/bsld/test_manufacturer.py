@@ -78,14 +78,14 @@ def test_a_record_makes_a_lock_that_registers() -> None:
     [
         ("", "header"),
         ("device_id,maker\n", "header"),
-        (",".join(COLUMNS) + "\nF21122334455,Acme,A1,4.2,secure,00\n", "line 2: factory_key"),
+        (",".join(COLUMNS) + "\nF21122334455,Acme,A1,4.2,secure,00\n", "line 2: bad-factory-key"),
         (",".join(COLUMNS) + "\nF31122334455,Acme,A1,4.2,secure," + "00" * 16 + "\n", "line 2"),
         (",".join(COLUMNS) + "\nF21122334455,Acme,A1,3.0,secure," + "00" * 16 + "\n", "ble"),
         (",".join(COLUMNS) + "\nF21122334455,Acme,A1,4.2,fancy," + "00" * 16 + "\n", "line 2"),
-        (",".join(COLUMNS) + "\nF21122334455,Acme\n", "columns"),
+        (",".join(COLUMNS) + "\nF21122334455,Acme\n", "bad-record"),
         (
             ",".join(COLUMNS) + ("\nF21122334455,Acme,A1,4.2,base," + "11" * 16) * 2 + "\n",
-            "twice",
+            "duplicate-in-file",
         ),
     ],
 )
