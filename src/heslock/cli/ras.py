@@ -76,6 +76,13 @@ def init(
     login = admin_email or f"admin@{settings.domain}"
     if "@" not in login or len(login) > 320:
         raise UsageError(f"--admin-email must be an e-mail address, got {login!r}")
+    from heslock.ras.services.errors import InvalidInput  # noqa: PLC0415
+    from heslock.ras.services.udms.contacts import normalise_email  # noqa: PLC0415
+
+    try:
+        login = normalise_email(login)  # the UDMS login form, as every login is looked up
+    except InvalidInput as exc:
+        raise UsageError(f"--admin-email must be an e-mail address, got {login!r}: {exc}") from None
     result = asyncio.run(initialise(settings, login, force=force))
     typer.echo(f"RAS data directory ready: {settings.data_dir}")
     typer.echo(f"  database      {settings.database_url}")
@@ -84,6 +91,17 @@ def init(
     typer.echo(f"  administrator {result.admin_login}")
     typer.echo(f"  password      {result.admin_password}")
     typer.echo("The password is shown only this once.")
+    where = f"--data-dir {settings.data_dir}"
+    typer.echo(
+        "Next: log in as the administrator. Every login needs a second factor; until an\n"
+        "SMTP server is configured (otp_email_sender = 'smtp'), e-mail codes go to the\n"
+        f"development outbox. Start `heslock ras serve {where}`, then:\n"
+        '  1. POST /v1/session              {"login": LOGIN, "password": PASSWORD}\n'
+        '  2. POST /v1/session/code         {"challenge": C, "channel": "email"}\n'
+        f"     and read the code with `heslock ras outbox {where}`\n"
+        '  3. POST /v1/session/second-factor {"challenge": C, "method": "email", "code": CODE}\n'
+        "Then enrol an authenticator app: POST /v1/account/totp, /v1/account/totp/confirm."
+    )
 
 
 @app.command()
@@ -147,3 +165,89 @@ def serve(
         await server.wait()
 
     asyncio.run(run())
+
+
+devices_app = typer.Typer(
+    help="DDMS devices: import the makers' factory records.", no_args_is_help=True
+)
+app.add_typer(devices_app, name="devices")
+
+
+@devices_app.command("import")
+def devices_import(
+    file: Annotated[Path, typer.Argument(help="Manufacturer file (.csv or .json).")],
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    skip_bad: Annotated[
+        bool,
+        typer.Option("--skip-bad", help="Import the good records even if some are refused."),
+    ] = False,
+) -> None:
+    """Import devices (id, maker, model, BLE version, profile, factory key) into the DDMS.
+
+    One transaction: with any bad record nothing is imported (exit 2), unless --skip-bad.
+    Every refused record is listed with its line and reasons; keys are never printed.
+    """
+    from heslock.ras.bootstrap import require_initialised  # noqa: PLC0415
+    from heslock.ras.keystore import Keystore  # noqa: PLC0415
+    from heslock.ras.services.ddms.errors import ImportRejected  # noqa: PLC0415
+    from heslock.ras.services.ddms.importer import ImportReport, import_file  # noqa: PLC0415
+    from heslock.ras.store import create_engine, create_sessionmaker  # noqa: PLC0415
+
+    settings = _settings(data_dir, config)
+    require_initialised(settings)
+    keystore = Keystore.from_files(settings.master_key_file)
+
+    async def run() -> ImportReport:
+        engine = create_engine(settings.database_url)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                return await import_file(session, keystore, file, skip_bad=skip_bad)
+        finally:
+            await engine.dispose()
+
+    def show(lines: list[dict[str, Any]]) -> None:
+        for line in lines:
+            reasons = ", ".join(line["reasons"])
+            typer.echo(f"  line {line['line']}: {line['device_id'] or '-'}: {reasons}", err=True)
+
+    try:
+        with _database_errors(settings):
+            report = asyncio.run(run())
+    except ImportRejected as exc:
+        show(exc.extensions["rejected"])
+        raise UsageError(f"{file}: {exc.detail}") from None
+    show(report.as_dict()["rejected"])
+    typer.echo(
+        f"imported {report.imported} of {report.total} device(s)"
+        + (f"; {len(report.rejected)} refused" if report.rejected else "")
+    )
+
+
+@app.command()
+def outbox(
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing codes as they are sent.")
+    ] = False,
+) -> None:
+    """Show one-time codes in the development outbox (used while no SMTP/SMS sender is set)."""
+    from heslock.ras.services.udms.outbox import (  # noqa: PLC0415
+        follow_entries,
+        format_entry,
+        read_entries,
+    )
+    from heslock.ras.services.udms.senders import outbox_path  # noqa: PLC0415
+
+    settings = _settings(data_dir, config)
+    path = outbox_path(settings)
+    if not follow and not path.exists():
+        typer.echo(f"the outbox {path} is empty (no code sent yet)", err=True)
+        return
+    try:
+        for entry in follow_entries(path) if follow else read_entries(path):
+            typer.echo(format_entry(entry))
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        return

@@ -27,10 +27,18 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import argon2
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from heslock.errors import UsageError
 
@@ -39,7 +47,9 @@ log = logging.getLogger(__name__)
 ENV_PREFIX: Final = "HESLOCK_"
 CONFIG_ENV: Final = "HESLOCK_CONFIG"
 #: TOML sections whose keys are flattened to ``section_key`` setting names.
-SECTIONS: Final = frozenset({"https", "xmpp", "tls", "argon2", "token", "otp", "scram", "limits"})
+SECTIONS: Final = frozenset(
+    {"https", "xmpp", "tls", "argon2", "token", "otp", "scram", "limits", "smtp", "sms"}
+)
 
 #: RFC 7677 section 4: the iteration count SHOULD be at least 4096.
 MIN_SCRAM_ITERATIONS: Final = 4096
@@ -105,6 +115,31 @@ class Settings(BaseModel):
     scram_iterations: int = Field(default=10_000, ge=MIN_SCRAM_ITERATIONS, le=10_000_000)
     limits_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=MAX_BODY_LIMIT)
 
+    # UDMS: one-time code delivery (heslock.ras.services.udms.senders). "outbox" writes
+    # codes to <data_dir>/outbox.jsonl for `heslock ras outbox`: the development default.
+    otp_email_sender: Literal["outbox", "smtp"] = "outbox"
+    otp_sms_sender: Literal["outbox", "http"] = "outbox"
+    # Caps against SMS pumping (toll fraud): codes per destination per day, all SMS per day.
+    otp_sms_per_number_per_day: int = Field(default=5, ge=1, le=1000)
+    otp_sms_per_day: int = Field(default=1000, ge=1, le=10_000_000)
+    otp_email_per_address_per_day: int = Field(default=20, ge=1, le=1000)
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_tls: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "heslock@localhost"
+    smtp_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    sms_url: str | None = None  # the SMS gateway's HTTPS endpoint (POST, bearer token)
+    sms_token: SecretStr | None = None
+    sms_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    # UDMS throttling of guessable things (passwords, codes): attempts per window per
+    # account and per source address, then a lockout (rate_limit_buckets, all RAS nodes).
+    limits_window_s: int = Field(default=900, ge=10, le=86_400)
+    limits_lockout_s: int = Field(default=900, ge=10, le=86_400)
+    limits_account_attempts: int = Field(default=10, ge=1, le=10_000)
+    limits_address_attempts: int = Field(default=100, ge=1, le=1_000_000)
+
     @field_validator("database_url")
     @classmethod
     def _check_url(cls, value: str) -> str:
@@ -143,6 +178,18 @@ class Settings(BaseModel):
             raise ValueError(
                 "argon2_memory_cost must be at least 8 KiB per lane (8 x argon2_parallelism)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _check_senders(self) -> Settings:
+        if self.otp_email_sender == "smtp" and not self.smtp_host:
+            raise ValueError("otp_email_sender = 'smtp' needs smtp_host")
+        if self.otp_sms_sender == "http":
+            if not self.sms_url or self.sms_token is None:
+                raise ValueError("otp_sms_sender = 'http' needs sms_url and sms_token")
+            loopback = re.match(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?/", self.sms_url)
+            if not self.sms_url.startswith("https://") and not loopback:
+                raise ValueError("sms_url must be https:// (plain http only on loopback)")
         return self
 
     @property

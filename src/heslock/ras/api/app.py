@@ -27,10 +27,18 @@ from heslock.ras.api.middleware import (
     MetricsMiddleware,
     RequestContextMiddleware,
 )
+from heslock.ras.api.routers import account as udms_account
 from heslock.ras.api.routers import audit, health
+from heslock.ras.api.routers import devices as ddms_devices
+from heslock.ras.api.routers import gateways as ddms_gateways
+from heslock.ras.api.routers import locks as ddms_locks
+from heslock.ras.api.routers import registrations as ddms_registrations
+from heslock.ras.api.routers import sessions as udms_sessions
 from heslock.ras.keystore import Keystore
 from heslock.ras.passwords import PasswordHasher
-from heslock.ras.services.access import Authenticator, RefuseAll
+from heslock.ras.services.access import Authenticator
+from heslock.ras.services.ddms.runtime import DdmsRuntime
+from heslock.ras.services.udms import Udms, UdmsAuthenticator
 from heslock.ras.settings import Settings
 from heslock.ras.store import create_engine, create_sessionmaker
 
@@ -48,7 +56,7 @@ def create_app(
     authenticator: Authenticator | None = None,
     keystore: Keystore | None = None,
 ) -> FastAPI:
-    """Build the app. ``authenticator`` defaults to refusing every token until UDMS is in."""
+    """Build the app. ``authenticator`` defaults to UDMS access tokens."""
     keystore = keystore or Keystore.from_files(settings.master_key_file)
     engine = create_engine(settings.database_url)
     state = AppState(
@@ -58,7 +66,7 @@ def create_app(
         keystore=keystore,
         hasher=PasswordHasher.from_settings(settings),
         metrics=RasMetrics(),
-        authenticator=authenticator or RefuseAll(),
+        authenticator=authenticator or UdmsAuthenticator(),
     )
 
     @asynccontextmanager
@@ -78,6 +86,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.ras = state
+    app.state.udms = Udms(settings, keystore, state.hasher)  # UDMS: accounts, login, sessions
+    app.state.ddms = DdmsRuntime()  # DDMS clock and gateway-session hook (tests replace them)
     problems.install_handlers(app)
     # add_middleware puts each new one outside the previous: innermost first.
     app.add_middleware(BodySizeLimitMiddleware, limit=settings.limits_max_body_bytes)
@@ -85,4 +95,8 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     app.include_router(health.router)
     app.include_router(audit.router)
+    app.include_router(udms_account.router)
+    app.include_router(udms_sessions.router)
+    for ddms_router in (ddms_devices, ddms_registrations, ddms_locks, ddms_gateways):
+        app.include_router(ddms_router.router)
     return app

@@ -54,6 +54,13 @@ _TYPES: Final = (
     ProblemType("rate-limited", 429, "Too many requests"),
     ProblemType("internal", 500, "Internal server error"),
     ProblemType("unavailable", 503, "Service unavailable"),
+    # UDMS (issue 4)
+    ProblemType("password-refused", 422, "The password does not meet the password policy"),
+    ProblemType("code-refused", 400, "The code is wrong, expired or used up"),
+    # DDMS (issue 4)
+    ProblemType("import-rejected", 422, "Manufacturer records refused; nothing imported"),
+    ProblemType("device-unavailable", 409, "The device cannot be registered now"),
+    ProblemType("frame-refused", 422, "The answer is not a frame of this lock"),
 )
 #: code -> problem type. The registry: add, never rename or remove.
 REGISTRY: Final[dict[str, ProblemType]] = {t.code: t for t in _TYPES}

@@ -42,6 +42,8 @@ class Principal:
     kind: PrincipalKind
     id: uuid.UUID | None
     is_admin: bool = False
+    #: The UDMS session a user's access token belongs to (logout, "current session").
+    session_id: uuid.UUID | None = None
 
     @property
     def audit_actor(self) -> str:
@@ -64,6 +66,7 @@ class ResourceKind(StrEnum):
     SESSION = "session"
     ACCOUNT = "account"
     AUDIT = "audit"
+    REGISTRATION = "registration"  # a key negotiation in flight (DDMS)
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,14 @@ class Action(StrEnum):
     ACCOUNT_UPDATE = "account.update"
     ACCOUNT_DELETE = "account.delete"
     AUDIT_READ = "audit.read"
+    # DDMS (issue 4). "On one's own behalf" actions (check a device, start a
+    # registration, create a gateway) name the caller as the resource's owner.
+    DEVICE_CHECK = "device.check"
+    REGISTRATION_CREATE = "registration.create"
+    REGISTRATION_READ = "registration.read"
+    REGISTRATION_DRIVE = "registration.drive"
+    GATEWAY_CREATE = "gateway.create"
+    GATEWAY_ROTATE_SECRET = "gateway.rotate_secret"  # noqa: S105 - an action name, not a secret
 
 
 _OWNER: Final = frozenset({Role.OWNER})
@@ -124,6 +135,12 @@ POLICY: Final[dict[Action, frozenset[Role]]] = {
     Action.ACCOUNT_UPDATE: _OWNER,
     Action.ACCOUNT_DELETE: _OWNER_ADMIN,
     Action.AUDIT_READ: _ADMIN,
+    Action.DEVICE_CHECK: _OWNER,
+    Action.REGISTRATION_CREATE: _OWNER,
+    Action.REGISTRATION_READ: _OWNER_ADMIN,
+    Action.REGISTRATION_DRIVE: _OWNER,
+    Action.GATEWAY_CREATE: _OWNER,
+    Action.GATEWAY_ROTATE_SECRET: _OWNER,
 }
 
 

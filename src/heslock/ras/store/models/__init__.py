@@ -12,8 +12,10 @@ only as hashes. Importing this package registers every table on ``Base.metadata`
 from heslock.ras.store.models.ddms import Device, DeviceStatus, Gateway, Lock, Registration
 from heslock.ras.store.models.scs import AuditRecord, RateLimitBucket
 from heslock.ras.store.models.udms import (
+    AccessToken,
     Contact,
     ContactKind,
+    LoginChallenge,
     OtpCode,
     PasswordCredential,
     RefreshToken,
@@ -23,6 +25,7 @@ from heslock.ras.store.models.udms import (
 )
 
 __all__ = [
+    "AccessToken",
     "AuditRecord",
     "Contact",
     "ContactKind",
@@ -30,6 +33,7 @@ __all__ = [
     "DeviceStatus",
     "Gateway",
     "Lock",
+    "LoginChallenge",
     "OtpCode",
     "PasswordCredential",
     "RateLimitBucket",

@@ -12,8 +12,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import JSON, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from heslock.ras.store.base import Base, UTCDateTime, new_id, utcnow
@@ -42,6 +43,10 @@ class Device(Base):
     factory_key_enc: Mapped[bytes] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(16), default=DeviceStatus.AVAILABLE.value)
     imported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Last counter the RAS used in an op-layout frame under the factory key (TIME sync
+    #: before registration). A lock keeps its factory key's counter window across a
+    #: factory reset (secure profile), so the RAS must never reuse one.
+    factory_counter: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Lock(Base):
@@ -55,6 +60,9 @@ class Lock(Base):
     name: Mapped[str] = mapped_column(String(64))
     key_version: Mapped[int] = mapped_column(Integer)
     lock_key_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    #: The first counter free for commands under the current lock key (the commit used
+    #: the ones below it: RasNegotiationRecord.next_counter).
+    next_counter: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
     bolt_state: Mapped[int | None] = mapped_column(Integer)
     door_state: Mapped[int | None] = mapped_column(Integer)
     battery: Mapped[int | None] = mapped_column(Integer)
@@ -85,6 +93,23 @@ class Registration(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: ``register`` (under the factory key) or ``rotate`` (under the current lock key).
+    kind: Mapped[str] = mapped_column(String(16), default="register", server_default="register")
+    #: The name the new lock gets (registration only).
+    lock_name: Mapped[str | None] = mapped_column(String(64))
+    #: Rotation: the lock whose key is replaced. Registration: the lock created at commit.
+    lock_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("locks.id", ondelete="CASCADE"), index=True
+    )
+    #: Counter of the last COMMIT sent (RasNegotiationRecord.commit_counter).
+    commit_counter: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: Sequence of the TIME/GET or TIME/SET in flight (time-sync phases only).
+    time_seq: Mapped[int | None] = mapped_column(Integer)
+    #: Why the registration failed (a lock ReasonCode name), when phase is ``failed``.
+    failure: Mapped[str | None] = mapped_column(String(32))
+    #: Idempotency: SHA-256 of the last answer accepted, and the result it produced.
+    last_answer_sha256: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    last_result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Gateway(Base):

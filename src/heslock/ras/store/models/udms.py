@@ -44,7 +44,9 @@ class User(Base):
     display_name: Mapped[str | None] = mapped_column(String(100))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     #: active | disabled (an admin's decision; lockouts live in rate-limit buckets)
+    #: | deleted (a tombstone: no personal data left, the id stays for the audit log)
     status: Mapped[str] = mapped_column(String(16), default="active")
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Contact(Base):
@@ -85,6 +87,10 @@ class OtpCode(Base):
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
     purpose: Mapped[str] = mapped_column(String(16))  # verify_contact | login | ...
+    #: The contact this code verifies (purpose verify_contact); None for login codes.
+    contact_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
     channel: Mapped[str] = mapped_column(String(8))  # sms | email
     destination: Mapped[str] = mapped_column(String(MAX_EMAIL_LEN))
     code_hash: Mapped[bytes] = mapped_column(LargeBinary(64))
@@ -140,3 +146,45 @@ class RefreshToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AccessToken(Base):
+    """A short-lived opaque bearer token of a session, kept as a SHA-256 hash.
+
+    Opaque and looked up (not self-contained and signed) so that logout, a revoked
+    refresh-token family or a deleted account end it at once on every RAS node.
+    """
+
+    __tablename__ = "access_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LoginChallenge(Base):
+    """The state between a correct password and the second factor (a few minutes).
+
+    The client holds the challenge token (hashed here); ``otp_code_id`` names the
+    one-time code last sent for it, ``attempts`` counts second-factor guesses.
+    """
+
+    __tablename__ = "login_challenges"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    otp_code_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("otp_codes.id", ondelete="SET NULL")
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    source_ip: Mapped[str | None] = mapped_column(String(MAX_IP_LEN))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

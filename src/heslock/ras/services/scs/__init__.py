@@ -1,0 +1,1 @@
+"""SCS — security authentication support: SASL credentials for gateways (BGW)."""
