@@ -37,6 +37,7 @@ from heslock.ras.api.routers import sessions as udms_sessions
 from heslock.ras.keystore import Keystore
 from heslock.ras.passwords import PasswordHasher
 from heslock.ras.services.access import Authenticator
+from heslock.ras.services.ddms import accounts as ddms_accounts
 from heslock.ras.services.ddms.runtime import DdmsRuntime
 from heslock.ras.services.udms import Udms, UdmsAuthenticator
 from heslock.ras.settings import Settings
@@ -88,6 +89,8 @@ def create_app(
     app.state.ras = state
     app.state.udms = Udms(settings, keystore, state.hasher)  # UDMS: accounts, login, sessions
     app.state.ddms = DdmsRuntime()  # DDMS clock and gateway-session hook (tests replace them)
+    # Account deletion revokes every grant: DDMS releases locks, gateways, registrations.
+    app.state.udms.deletion_hooks.append(ddms_accounts.release_account)
     problems.install_handlers(app)
     # add_middleware puts each new one outside the previous: innermost first.
     app.add_middleware(BodySizeLimitMiddleware, limit=settings.limits_max_body_bytes)

@@ -241,7 +241,7 @@ def _store(reg: Registration, neg: RasKeyNegotiation, now: int) -> None:
     reg.updated_at = _at(now)
 
 
-def _wipe(reg: Registration) -> None:
+def wipe_keys(reg: Registration) -> None:
     """A finished exchange keeps no key (the lock row holds the one that matters)."""
     reg.old_key_enc = b""
     reg.new_key_enc = b""
@@ -431,7 +431,7 @@ async def _expire_if_due(
     if RegPhase(reg.phase) in EXPIRING and now >= int(reg.expires_at.timestamp()):
         reg.phase = RegPhase.EXPIRED.value
         reg.updated_at = _at(now)
-        _wipe(reg)
+        wipe_keys(reg)
         await _audit(session, ctx, f"{reg.kind}.expire", reg)
         log.info("DDMS registration %s expired", reg.id)
         return True
@@ -548,7 +548,7 @@ async def _fail(
     reg.phase = RegPhase.FAILED.value
     reg.failure = reason.name
     reg.updated_at = _at(now)
-    _wipe(reg)
+    wipe_keys(reg)
     await _audit(
         session, ctx, f"{reg.kind}.fail", reg, audit.AuditResult.FAILED, lock_reason=reason.name
     )
@@ -674,7 +674,7 @@ async def _complete(
         device.status = DeviceStatus.BOUND.value
         await session.flush()
         reg.lock_id = lock.id
-    _wipe(reg)
+    wipe_keys(reg)
     await _audit(session, ctx, f"{reg.kind}.commit", reg, lock=str(lock.id), version=record.version)
     log.info(
         "DDMS %s %s committed: lock %s, key version %d", reg.kind, reg.id, lock.id, record.version
