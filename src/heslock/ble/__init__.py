@@ -4,7 +4,7 @@ Used by the BSLD simulator (peripheral side), the BGW and the RAC (central side)
 
     virtual    VirtualLink: bumble Devices on one in-process LocalLink
     hub        RadioHub: one LocalLink shared by several processes over TCP (HCI per radio)
-    transport  LinkSpec + open_device(): ``local``, ``hub:HOST:PORT`` or a real HCI transport
+    transport  LinkSpec + open_radio(): ``local``, ``hub:HOST:PORT`` or a real HCI transport
     gatt       FrameService: the maker's GATT frame service on a peripheral
     central    FrameCentral / FrameLink: connect, discover, subscribe, request/answer
     errors     BleError and its subclasses

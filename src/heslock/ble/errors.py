@@ -19,7 +19,11 @@ class LinkSpecError(UsageError, ValueError):
 
 
 class BleError(HeslockError):
-    """A BLE operation failed."""
+    """A BLE operation failed (a radio, a hub or a peer could not be reached)."""
+
+    #: The command line's "unreachable" exit code (heslock.cli): a BLE failure is always
+    #: something that could not be reached or did not answer.
+    exit_code = 5
 
 
 class BleTimeout(BleError, TimeoutError):

@@ -6,7 +6,7 @@ separate programs meet here instead (FIELD-NOTES.md, bumble): the hub process ow
 unix socket. Every accepted connection is one radio: the hub gives it a FRESH virtual
 controller on the link and speaks HCI (H4 framing) over the socket, so the client builds a
 normal ``Device.with_hci(...)`` on a ``tcp-client:`` / ``unix:`` transport
-(:func:`heslock.ble.transport.open_device` with ``hub:HOST:PORT``).
+(:func:`heslock.ble.transport.open_radio` with ``hub:HOST:PORT``).
 
 Two traps handled here:
 

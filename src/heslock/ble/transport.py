@@ -126,8 +126,11 @@ async def open_radio(
         return Radio(local.create_device(name, address), spec, virtual=local)
     try:
         transport = await open_transport(spec.transport)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise BleError(f"cannot open {spec}: {exc}") from exc
+    except Exception as exc:
+        # Hardware transports fail with whatever their driver raises (libusb's USBError,
+        # a bare Exception from bumble's HCI socket), and a person typed this spec: it
+        # must come back as one clear line, never a traceback.
+        raise BleError(f"cannot open {spec}: {exc or type(exc).__name__}") from exc
     device = Device.with_hci(name, hci.Address(address), transport.source, transport.sink)
     logger.info("radio %s opened on %s", name, spec)
     return Radio(device, spec, transport=transport)

@@ -55,7 +55,8 @@ def demo(
     once: bool = typer.Option(False, "--once", help="Run the script once and exit."),
 ) -> None:
     """Run heslock on its embedded defaults (today: locks and a central on a virtual link)."""
-    console = Console()
+    # No emoji or markup guessing: ':cd:' in a device address is not a compact disc.
+    console = Console(emoji=False, highlight=False)
     with tempfile.TemporaryDirectory(prefix="heslock-demo-") as tmp:
         try:
             asyncio.run(_run(console, Path(tmp), once=once))
