@@ -85,6 +85,12 @@ ACTIONS: Final[dict[str, Action]] = {
 }
 
 
+class SimulatorUnreachable(UsageError):
+    """No simulator answers on the data directory's control socket (exit code 5)."""
+
+    exit_code = 5
+
+
 @dataclass(frozen=True, slots=True)
 class SimOptions:
     data_dir: Path
@@ -270,7 +276,9 @@ def control_request(data_dir: Path, request: dict[str, Any]) -> dict[str, Any]:
                     break
                 data += chunk
     except OSError as exc:
-        raise UsageError(f"no simulator running in {data_dir} ({exc.strerror or exc})") from None
+        raise SimulatorUnreachable(
+            f"no simulator running in {data_dir} ({exc.strerror or exc})"
+        ) from None
     try:
         reply = json.loads(data)
     except json.JSONDecodeError:

@@ -14,7 +14,7 @@ import sys
 
 import typer
 
-from heslock.errors import HeslockError, UsageError
+from heslock.errors import HeslockError
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -62,10 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         if message:  # "no arguments" has already printed the help
             print(f"heslock: error: {message}", file=sys.stderr)
         return EXIT_USAGE
-    except UsageError as exc:
-        print(f"heslock: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except HeslockError as exc:
+    except HeslockError as exc:  # UsageError included; an error may carry its own exit code
         print(f"heslock: error: {exc}", file=sys.stderr)
         return int(getattr(exc, "exit_code", EXIT_USAGE))
     return result if isinstance(result, int) else EXIT_OK
