@@ -136,14 +136,28 @@ def serve(
     config: ConfigOpt = None,
     host: Annotated[str | None, typer.Option(help="HTTPS listen address.")] = None,
     port: Annotated[int | None, typer.Option(help="HTTPS port (0: any free port).")] = None,
+    xmpp_port: Annotated[
+        int | None, typer.Option(help="XMPP port for gateways, STARTTLS (0: any free port).")
+    ] = None,
+    xmpp_direct_tls_port: Annotated[
+        int | None,
+        typer.Option(help="XMPP port for gateways, direct TLS, XEP-0368 (0: any free port)."),
+    ] = None,
 ) -> None:
-    """Serve the RAS HTTPS API until SIGINT or SIGTERM."""
+    """Serve the RAS HTTPS API and the XMPP endpoint for gateways until SIGINT or SIGTERM."""
     from heslock.ras.bootstrap import require_initialised  # noqa: PLC0415
     from heslock.ras.server import RasServer  # noqa: PLC0415
     from heslock.ras.store import create_engine  # noqa: PLC0415
     from heslock.ras.store.migrate import current_revision, head_revision  # noqa: PLC0415
 
-    settings = _settings(data_dir, config, https_host=host, https_port=port)
+    settings = _settings(
+        data_dir,
+        config,
+        https_host=host,
+        https_port=port,
+        xmpp_port=xmpp_port,
+        xmpp_direct_tls_port=xmpp_direct_tls_port,
+    )
     require_initialised(settings)
 
     async def run() -> None:
@@ -158,9 +172,12 @@ def serve(
                 f"database is at {revision or 'no revision'}, this RAS needs {head_revision()}: "
                 "run `heslock ras init` (new) or `heslock ras migrate`"
             )
-        server = RasServer(settings)
+        server = RasServer(settings, relay=True)
         await server.start()
         typer.echo(f"heslock ras: listening on {server.url}")
+        if server.relay is not None:
+            where = f"{settings.xmpp_host}:{server.relay.port}"
+            typer.echo(f"heslock ras: gateways (XMPP, STARTTLS) on {where}")
         sys.stdout.flush()
         await server.wait()
 

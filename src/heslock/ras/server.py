@@ -4,6 +4,11 @@
 await the moment it listens (``started``), read the bound port (port 0 works), and stop
 it. TLS uses :func:`heslock.ras.tls.server_context` (TLS 1.2+), passed to uvicorn as its
 SSL context factory.
+
+With ``relay=True`` (``heslock ras serve``) the server also runs the RAS's XMPP endpoint
+for gateways (:class:`heslock.ras.services.commands.hosting.RelayHost`): it starts before
+HTTPS listens and stops after HTTPS has finished its in-flight requests; the app gets its
+bus (``app.state.bus``) and the gateway-session hook that ends a revoked gateway's session.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import contextlib
 import logging
 import socket
 import ssl
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import uvicorn
@@ -20,6 +26,7 @@ from fastapi import FastAPI
 
 from heslock.errors import UsageError
 from heslock.ras.api import create_app
+from heslock.ras.services.commands.hosting import RelayHost
 from heslock.ras.settings import Settings
 from heslock.ras.tls import server_context
 
@@ -37,6 +44,16 @@ class _Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config) -> None:
         super().__init__(config)
         self.listening = asyncio.Event()
+        #: Run once HTTPS has shut down: uvicorn re-raises a captured SIGTERM/SIGINT right
+        #: after ``shutdown`` returns, so anything to close cleanly must close in here.
+        self.after_shutdown: Callable[[], Awaitable[None]] | None = None
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().shutdown(sockets)
+        finally:
+            if self.after_shutdown is not None:
+                await self.after_shutdown()
 
     async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets)
@@ -47,9 +64,24 @@ class _Server(uvicorn.Server):
 class RasServer:
     """One HTTPS listener for one app."""
 
-    def __init__(self, settings: Settings, app: FastAPI | None = None) -> None:
+    def __init__(
+        self, settings: Settings, app: FastAPI | None = None, *, relay: bool = False
+    ) -> None:
         self.settings = settings
         self.app = app or create_app(settings)
+        self.relay: RelayHost | None = None
+        if relay:
+            state = self.app.state.ras
+            runtime = self.app.state.ddms
+            # Read the runtime's clock at each call: tests replace it after start-up.
+            self.relay = RelayHost(
+                settings,
+                state.sessionmaker,
+                state.keystore,
+                lambda: runtime.clock(),  # noqa: PLW0108
+            )
+            self.app.state.bus = self.relay.bus
+            runtime.gateway_sessions = self.relay.gateway_sessions
         context = server_context(settings.tls_cert, settings.tls_key)  # fail fast, clearly
 
         def ssl_factory(_config: uvicorn.Config, _default: Any) -> ssl.SSLContext:
@@ -65,8 +97,15 @@ class RasServer:
             timeout_keep_alive=KEEP_ALIVE_S,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
             lifespan="on",
+            # X-Forwarded-For decides the source address that audit records and the
+            # per-address throttles use: honour it only from proxies named in settings
+            # (uvicorn's default would trust any local process).
+            proxy_headers=bool(settings.trusted_proxies),
+            forwarded_allow_ips=list(settings.trusted_proxies) or None,
         )
         self._server = _Server(config)
+        if self.relay is not None:
+            self._server.after_shutdown = self._stop_relay
         self._task: asyncio.Task[None] | None = None
         self._socket: socket.socket | None = None
 
@@ -92,10 +131,17 @@ class RasServer:
 
     async def serve(self) -> None:
         """Run until stopped (SIGINT/SIGTERM when in the main thread)."""
+        if self.relay is not None:
+            await self.relay.start()
         try:
             await self._server.serve(sockets=[self._bind()])
         finally:
             self._close_socket()
+            await self._stop_relay()
+
+    async def _stop_relay(self) -> None:
+        if self.relay is not None and self.relay.endpoint.running:
+            await self.relay.stop()
 
     def _close_socket(self) -> None:
         if self._socket is not None:
@@ -104,9 +150,15 @@ class RasServer:
 
     async def start(self) -> None:
         """Start in the background; return once it listens (or raise why it could not)."""
-        self._task = asyncio.create_task(
-            self._server.serve(sockets=[self._bind()]), name="ras-https"
-        )
+        if self.relay is not None:
+            await self.relay.start()
+        try:
+            self._task = asyncio.create_task(
+                self._server.serve(sockets=[self._bind()]), name="ras-https"
+            )
+        except BaseException:
+            await self._stop_relay()
+            raise
         waiter = asyncio.create_task(self._server.listening.wait(), name="ras-https-started")
         try:
             done, _ = await asyncio.wait(
@@ -124,6 +176,7 @@ class RasServer:
 
     async def stop(self) -> None:
         if self._task is None:
+            await self._stop_relay()
             return
         self._server.should_exit = True
         task, self._task = self._task, None
@@ -131,6 +184,7 @@ class RasServer:
             await asyncio.wait_for(task, timeout=GRACEFUL_SHUTDOWN_S + 5)
         finally:
             self._close_socket()
+            await self._stop_relay()
 
     async def wait(self) -> None:
         """Wait until the server stops (a signal, or :meth:`stop`)."""
@@ -140,3 +194,4 @@ class RasServer:
             finally:
                 self._task = None
                 self._close_socket()
+                await self._stop_relay()

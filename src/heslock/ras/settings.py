@@ -96,6 +96,8 @@ class Settings(BaseModel):
     https_port: int = Field(default=8443, ge=0, le=65535)
     xmpp_host: str = "127.0.0.1"
     xmpp_port: int = Field(default=5222, ge=0, le=65535)
+    #: Direct TLS (XEP-0368) for gateways, which default to it; 0 picks a free port.
+    xmpp_direct_tls_port: int = Field(default=5223, ge=0, le=65535)
 
     tls_cert: Path
     tls_key: Path
@@ -114,6 +116,9 @@ class Settings(BaseModel):
     otp_max_attempts: int = Field(default=5, ge=1, le=10)
     scram_iterations: int = Field(default=10_000, ge=MIN_SCRAM_ITERATIONS, le=10_000_000)
     limits_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=MAX_BODY_LIMIT)
+    #: Reverse proxies (addresses) whose X-Forwarded-For is believed; empty: the socket
+    #: peer is the source address (audit, per-address throttles). Name them explicitly.
+    trusted_proxies: tuple[str, ...] = ()
 
     # UDMS: one-time code delivery (heslock.ras.services.udms.senders). "outbox" writes
     # codes to <data_dir>/outbox.jsonl for `heslock ras outbox`: the development default.

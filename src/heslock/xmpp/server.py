@@ -528,6 +528,15 @@ class XmppServer:
         """Full JIDs of the sessions that announced availability."""
         return frozenset(full for full, s in self._sessions.items() if s.available)
 
+    def disconnect(self, bare_jid: str, condition: StreamErrorCondition, text: str = "") -> bool:
+        """End the session bound to the account ``bare_jid`` with a stream error (e.g. a
+        revoked gateway: ``not-authorized``). False if the account has no session."""
+        session = self._accounts.get(bare_jid)
+        if session is None:
+            return False
+        session.fail(condition, text)
+        return True
+
     def is_connected(self, full_jid: str) -> bool:
         """Whether ``full_jid`` has a bound session (available or not)."""
         return full_jid in self._sessions

@@ -271,3 +271,14 @@ async def test_failed_action_rolls_back_its_audit_record(ras: Ras) -> None:
     )
     _assert_problem(response, 409, "conflict")
     assert all(r.details.get("marker") != "rolled-back" for r in await ras.audit_rows())
+
+
+async def test_a_forwarded_for_header_is_not_believed_without_a_trusted_proxy(ras: Ras) -> None:
+    """By default the socket peer is the source: a local process cannot choose the address
+    the audit log and the per-address throttles see (uvicorn would trust loopback)."""
+    bad = await ras.client.get(
+        "/v1/audit", headers={"Authorization": "Bearer forged", "X-Forwarded-For": "203.0.113.9"}
+    )
+    _assert_problem(bad, 401, "unauthenticated")
+    denied = [r for r in await ras.audit_rows() if r.action == "auth.bearer"]
+    assert [r.source_ip for r in denied] == ["127.0.0.1"]

@@ -63,6 +63,10 @@ async def _serving(data_dir: Path) -> AsyncIterator[tuple[asyncio.subprocess.Pro
         str(data_dir),
         "--port",
         "0",
+        "--xmpp-port",
+        "0",
+        "--xmpp-direct-tls-port",
+        "0",
         env=_env(),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
@@ -122,7 +126,9 @@ async def test_bad_config_is_one_line_not_a_traceback(tmp_path: Path) -> None:
 
 
 async def test_serve_refuses_an_uninitialised_dir(tmp_path: Path) -> None:
-    code, _, err = await _run("ras", "serve", "--data-dir", str(tmp_path / "empty"), "--port", "0")
+    code, _, err = await _run(
+        "ras", "serve", "--data-dir", str(tmp_path / "empty"), "--port", "0", "--xmpp-port", "0"
+    )
     assert code == 2
     assert "Traceback" not in err
 
@@ -131,7 +137,9 @@ async def test_serve_refuses_a_loose_master_key(tmp_path: Path) -> None:
     data = tmp_path / "ras"
     assert (await _run("ras", "init", "--data-dir", str(data)))[0] == 0
     (data / "master.key").chmod(0o644)
-    code, _, err = await _run("ras", "serve", "--data-dir", str(data), "--port", "0")
+    code, _, err = await _run(
+        "ras", "serve", "--data-dir", str(data), "--port", "0", "--xmpp-port", "0"
+    )
     assert code == 2
     assert "chmod 600" in err
 

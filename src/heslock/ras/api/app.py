@@ -29,6 +29,7 @@ from heslock.ras.api.middleware import (
 )
 from heslock.ras.api.routers import account as udms_account
 from heslock.ras.api.routers import audit, health
+from heslock.ras.api.routers import commands as remote_commands
 from heslock.ras.api.routers import devices as ddms_devices
 from heslock.ras.api.routers import gateways as ddms_gateways
 from heslock.ras.api.routers import locks as ddms_locks
@@ -89,6 +90,9 @@ def create_app(
     app.state.ras = state
     app.state.udms = Udms(settings, keystore, state.hasher)  # UDMS: accounts, login, sessions
     app.state.ddms = DdmsRuntime()  # DDMS clock and gateway-session hook (tests replace them)
+    # The LockBus to the gateways (heslock.ras.relay); set by RasServer(relay=True) or a
+    # test. None: remote commands answer 503 (no relay runs in this process).
+    app.state.bus = None
     # Account deletion revokes every grant: DDMS releases locks, gateways, registrations.
     app.state.udms.deletion_hooks.append(ddms_accounts.release_account)
     problems.install_handlers(app)
@@ -102,4 +106,5 @@ def create_app(
     app.include_router(udms_sessions.router)
     for ddms_router in (ddms_devices, ddms_registrations, ddms_locks, ddms_gateways):
         app.include_router(ddms_router.router)
+    app.include_router(remote_commands.router)
     return app

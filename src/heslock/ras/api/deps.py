@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Final
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from heslock.ras.api.metrics import RasMetrics
@@ -112,3 +113,13 @@ def audit_context(request: Request, principal: PrincipalDep) -> audit.AuditConte
 
 
 AuditDep = Annotated[audit.AuditContext, Depends(audit_context)]
+
+
+#: Documents the bearer scheme in OpenAPI; authentication itself is ``PrincipalDep``.
+#: Routers whose every route needs a token declare ``dependencies=BEARER`` once.
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="A UDMS access token (hla_...) from POST /v1/session/second-factor.",
+)
+BEARER: Final = [Security(bearer_scheme)]

@@ -61,6 +61,15 @@ _TYPES: Final = (
     ProblemType("import-rejected", 422, "Manufacturer records refused; nothing imported"),
     ProblemType("device-unavailable", 409, "The device cannot be registered now"),
     ProblemType("frame-refused", 422, "The answer is not a frame of this lock"),
+    # Remote control (issue 5)
+    ProblemType("idempotency-key-missing", 400, "An Idempotency-Key header is required"),
+    ProblemType("idempotency-key-reused", 422, "The Idempotency-Key was used for another request"),
+    ProblemType("command-in-progress", 409, "The first request with this key is still running"),
+    ProblemType("gateway-unavailable", 503, "No gateway can reach the lock now"),
+    ProblemType("lock-unreachable", 504, "The lock did not answer in time"),
+    ProblemType("gateway-failure", 502, "The gateway failed or answered with a bad frame"),
+    ProblemType("lock-refused", 409, "The lock refused the command"),
+    ProblemType("command-outcome-unknown", 409, "The command's outcome is not known"),
 )
 #: code -> problem type. The registry: add, never rename or remove.
 REGISTRY: Final[dict[str, ProblemType]] = {t.code: t for t in _TYPES}

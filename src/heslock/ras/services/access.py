@@ -109,6 +109,8 @@ class Action(StrEnum):
     REGISTRATION_DRIVE = "registration.drive"
     GATEWAY_CREATE = "gateway.create"
     GATEWAY_ROTATE_SECRET = "gateway.rotate_secret"  # noqa: S105 - an action name, not a secret
+    # Remote control (issue 5): who turned the knob when is the owner's business only.
+    LOCK_EVENTS_READ = "lock.events.read"
 
 
 _OWNER: Final = frozenset({Role.OWNER})
@@ -141,6 +143,7 @@ POLICY: Final[dict[Action, frozenset[Role]]] = {
     Action.REGISTRATION_DRIVE: _OWNER,
     Action.GATEWAY_CREATE: _OWNER,
     Action.GATEWAY_ROTATE_SECRET: _OWNER,
+    Action.LOCK_EVENTS_READ: _OWNER,
 }
 
 

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from heslock.ras.api.deps import PrincipalDep, SessionDep
+from heslock.ras.api.deps import BEARER, PrincipalDep, SessionDep
 from heslock.ras.services import audit
 from heslock.ras.services.access import Action, Resource, ResourceKind, authorize
 
-router = APIRouter(prefix="/v1", tags=["audit"])
+router = APIRouter(prefix="/v1", tags=["audit"], dependencies=BEARER)
 
 
 class AuditEntry(BaseModel):

@@ -16,13 +16,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.datastructures import UploadFile
 
-from heslock.ras.api.deps import AuditDep, PrincipalDep, SessionDep, StateDep
+from heslock.ras.api.deps import BEARER, AuditDep, PrincipalDep, SessionDep, StateDep
 from heslock.ras.services.access import Action, Resource, ResourceKind, authorize
 from heslock.ras.services.ddms import devices, importer
 from heslock.ras.services.ddms.runtime import DdmsRuntime
 from heslock.ras.services.errors import InvalidInput
 
-router = APIRouter(prefix="/v1", tags=["devices"])
+router = APIRouter(prefix="/v1", tags=["devices"], dependencies=BEARER)
 
 
 def ddms_runtime(request: Request) -> DdmsRuntime:

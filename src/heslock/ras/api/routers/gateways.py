@@ -8,14 +8,14 @@ from datetime import datetime
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
-from heslock.ras.api.deps import AuditDep, PrincipalDep, SessionDep, StateDep
+from heslock.ras.api.deps import BEARER, AuditDep, PrincipalDep, SessionDep, StateDep
 from heslock.ras.api.routers.devices import RuntimeDep
 from heslock.ras.api.routers.registrations import Name
 from heslock.ras.services.access import Action
 from heslock.ras.services.ddms import gateways
 from heslock.ras.store.models import Gateway
 
-router = APIRouter(prefix="/v1", tags=["gateways"])
+router = APIRouter(prefix="/v1", tags=["gateways"], dependencies=BEARER)
 
 
 class GatewayView(BaseModel):

@@ -9,14 +9,14 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from heslock.ras.api.deps import AuditDep, PrincipalDep, SessionDep, StateDep
+from heslock.ras.api.deps import BEARER, AuditDep, PrincipalDep, SessionDep, StateDep
 from heslock.ras.api.routers.devices import RuntimeDep
 from heslock.ras.api.routers.registrations import Name, RegistrationView
 from heslock.ras.services.access import Action
 from heslock.ras.services.ddms import locks
 from heslock.ras.store.models import Lock
 
-router = APIRouter(prefix="/v1", tags=["locks"])
+router = APIRouter(prefix="/v1", tags=["locks"], dependencies=BEARER)
 
 
 class LockView(BaseModel):

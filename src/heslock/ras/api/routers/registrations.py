@@ -17,13 +17,13 @@ from typing import Annotated
 from fastapi import APIRouter, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from heslock.ras.api.deps import AuditDep, PrincipalDep, SessionDep, StateDep
+from heslock.ras.api.deps import BEARER, AuditDep, PrincipalDep, SessionDep, StateDep
 from heslock.ras.api.routers.devices import RuntimeDep
 from heslock.ras.services.ddms import registration
 from heslock.ras.services.ddms.devices import parse_device_id
 from heslock.ras.services.errors import InvalidInput
 
-router = APIRouter(prefix="/v1", tags=["registrations"])
+router = APIRouter(prefix="/v1", tags=["registrations"], dependencies=BEARER)
 
 
 def check_name(value: str) -> str:

@@ -12,9 +12,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, Field
 
-from heslock.ras.api.deps import AuditDep, PrincipalDep, SessionDep
+from heslock.ras.api.deps import BEARER, AuditDep, PrincipalDep, SessionDep
 from heslock.ras.api.routers.udms_common import (
-    BEARER,
     MAX_LOGIN_INPUT,
     STRICT,
     AnonymousDep,

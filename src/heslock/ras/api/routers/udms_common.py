@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Final
 
-from fastapi import Depends, Request, Response, Security
-from fastapi.security import HTTPBearer
+from fastapi import Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from heslock.ras.api.deps import anonymous_context
@@ -33,14 +32,6 @@ def udms_service(request: Request) -> Udms:
 
 UdmsDep = Annotated[Udms, Depends(udms_service)]
 AnonymousDep = Annotated[audit.AuditContext, Depends(anonymous_context)]
-
-#: Documents the bearer scheme in OpenAPI; authentication itself is ``PrincipalDep``.
-bearer_scheme = HTTPBearer(
-    auto_error=False,
-    scheme_name="bearer",
-    description="A UDMS access token (hla_...) from POST /v1/session/second-factor.",
-)
-BEARER: Final = [Security(bearer_scheme)]
 
 
 class Problem(BaseModel):

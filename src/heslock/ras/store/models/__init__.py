@@ -2,6 +2,7 @@
 
 - :mod:`.udms` — user data management: users, contacts, credentials, codes, sessions.
 - :mod:`.ddms` — device data management: devices, bound locks, registrations, gateways.
+- :mod:`.commands` — remote control: commands sent to locks, events locks sent.
 - :mod:`.scs`  — security authentication support: audit log, rate-limit buckets.
 
 Secrets (factory keys, lock keys, TOTP seeds) are stored only as keystore envelopes
@@ -9,6 +10,7 @@ Secrets (factory keys, lock keys, TOTP seeds) are stored only as keystore envelo
 only as hashes. Importing this package registers every table on ``Base.metadata``.
 """
 
+from heslock.ras.store.models.commands import Command, CommandState, LockEventRecord
 from heslock.ras.store.models.ddms import Device, DeviceStatus, Gateway, Lock, Registration
 from heslock.ras.store.models.scs import AuditRecord, RateLimitBucket
 from heslock.ras.store.models.udms import (
@@ -27,12 +29,15 @@ from heslock.ras.store.models.udms import (
 __all__ = [
     "AccessToken",
     "AuditRecord",
+    "Command",
+    "CommandState",
     "Contact",
     "ContactKind",
     "Device",
     "DeviceStatus",
     "Gateway",
     "Lock",
+    "LockEventRecord",
     "LoginChallenge",
     "OtpCode",
     "PasswordCredential",
