@@ -16,14 +16,13 @@ import base64
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from heslock.bgw import Gateway
 from heslock.bgw.config import BleSettings, GatewayConfig, RasSettings, TlsMode
@@ -46,6 +45,7 @@ from heslock.ras.store.models import User
 from heslock.ras.tls import client_context
 from heslock.xmpp import Jid
 from tests.integration.ras.conftest import CHEAP_ARGON2
+from tests.support import Inbox, TokenTable, auth
 
 WAIT_S = 10.0
 #: The gateway's budget per frame when the test carries frames itself.
@@ -56,39 +56,6 @@ ADVERTISING_INTERVAL_MS = 20.0
 TEST_SCRAM_ITERATIONS = 4096
 RADIOS = ("C0:00:00:00:00:01", "C0:00:00:00:00:02")
 _N = TypeVar("_N")
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-class TokenTable:
-    """Stand-in bearer authentication (UDMS installs the real one): token -> principal."""
-
-    def __init__(self) -> None:
-        self.tokens: dict[str, Principal] = {}
-
-    async def authenticate(self, session: AsyncSession, credential: str) -> Principal | None:
-        return self.tokens.get(credential)
-
-
-class Inbox(Generic[_N]):
-    """Notices from one bus subscription; await the next one that matches."""
-
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[_N] = asyncio.Queue()
-
-    def put(self, notice: _N) -> None:
-        self.queue.put_nowait(notice)
-
-    async def next(self, match: Callable[[_N], bool] = lambda _: True) -> _N:
-        async def find() -> _N:
-            while True:
-                notice = await self.queue.get()
-                if match(notice):
-                    return notice
-
-        return await asyncio.wait_for(find(), WAIT_S)
 
 
 class LogWaiter(logging.Handler):

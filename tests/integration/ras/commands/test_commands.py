@@ -19,7 +19,8 @@ from heslock.protocol.makers import ACME, KEYSTONE, LUMEN
 from heslock.ras.services.commands import service
 from heslock.ras.store.models import AuditRecord, Command, Lock
 from heslock.xmpp import Jid
-from tests.integration.ras.commands.conftest import WAIT_S, GatewayAccount, Rig, auth
+from tests.integration.ras.commands.conftest import WAIT_S, GatewayAccount, Rig
+from tests.support import auth
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -10,8 +10,9 @@ import pytest
 
 from heslock.protocol import BoltState, EventType
 from heslock.protocol.makers import ACME, LUMEN
-from tests.integration.ras.commands.conftest import Rig, auth
+from tests.integration.ras.commands.conftest import Rig
 from tests.integration.ras.commands.test_commands import bound_lock
+from tests.support import auth
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -11,7 +11,8 @@ import pytest
 from heslock.bgw import ras_client
 from heslock.ras.services.scs.credentials import ScsCredentialStore
 from heslock.xmpp import Jid
-from tests.integration.ras.commands.conftest import WAIT_S, LogWaiter, Rig, auth
+from tests.integration.ras.commands.conftest import WAIT_S, LogWaiter, Rig
+from tests.support import auth
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -35,6 +35,7 @@ from heslock.ras.store import create_engine, create_sessionmaker
 from heslock.ras.store.models import AuditRecord, User
 from heslock.ras.tls import client_context
 from tests.integration.ras.conftest import CHEAP_ARGON2
+from tests.support import TokenTable, auth
 
 #: RFC 7677's minimum: the cheapest iteration count the settings accept.
 TEST_SCRAM_ITERATIONS = 4096
@@ -53,16 +54,6 @@ class Clock:
         self.offset += seconds
 
 
-class TokenTable:
-    """Stand-in bearer authentication (UDMS installs the real one): token -> principal."""
-
-    def __init__(self) -> None:
-        self.tokens: dict[str, Principal] = {}
-
-    async def authenticate(self, session: AsyncSession, credential: str) -> Principal | None:
-        return self.tokens.get(credential)
-
-
 @dataclass
 class Disconnects:
     """A GatewaySessionHook that records its calls."""
@@ -71,10 +62,6 @@ class Disconnects:
 
     async def gateway_disconnect(self, gateway_id: uuid.UUID, jid: str, reason: str) -> None:
         self.calls.append((gateway_id, jid, reason))
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 @dataclass

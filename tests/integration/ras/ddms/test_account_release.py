@@ -11,7 +11,8 @@ from heslock.ras.services import audit
 from heslock.ras.services.ddms.accounts import release_account
 from heslock.ras.services.scs.credentials import ScsCredentialStore
 from heslock.ras.store.models import Device, DeviceStatus, Gateway, Lock, Registration
-from tests.integration.ras.ddms.conftest import Ras, auth
+from tests.integration.ras.ddms.conftest import Ras
+from tests.support import auth
 
 
 async def test_the_app_registers_the_release_hook(ras: Ras) -> None:

@@ -17,7 +17,8 @@ from heslock.protocol import Profile
 from heslock.ras.keystore import FACTORY_KEY
 from heslock.ras.services.ddms.devices import CHECK_POLICY
 from heslock.ras.store.models import Device
-from tests.integration.ras.ddms.conftest import Ras, auth
+from tests.integration.ras.ddms.conftest import Ras
+from tests.support import auth
 
 
 async def _devices(ras: Ras) -> dict[str, Device]:

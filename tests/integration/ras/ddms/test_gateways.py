@@ -13,7 +13,8 @@ from scramp import ScramClient, ScramException, ScramMechanism
 from heslock.ras.services.scs.credentials import ScsCredentialStore
 from heslock.ras.store.models import Gateway
 from heslock.xmpp.sasl import ScramCredentials
-from tests.integration.ras.ddms.conftest import TEST_SCRAM_ITERATIONS, Ras, auth
+from tests.integration.ras.ddms.conftest import TEST_SCRAM_ITERATIONS, Ras
+from tests.support import auth
 
 
 def scram_login(credentials: ScramCredentials, username: str, password: str) -> None:

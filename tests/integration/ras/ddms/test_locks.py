@@ -12,7 +12,8 @@ import pytest
 from heslock.protocol import Profile
 from heslock.ras.keystore import LOCK_KEY
 from heslock.ras.store.models import Device, Lock
-from tests.integration.ras.ddms.conftest import Ras, auth
+from tests.integration.ras.ddms.conftest import Ras
+from tests.support import auth
 
 
 async def test_list_get_rename(ras: Ras) -> None:

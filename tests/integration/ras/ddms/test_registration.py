@@ -16,7 +16,8 @@ import pytest
 from heslock.protocol import NEGOTIATION_TIMEOUT_S, Profile
 from heslock.ras.keystore import LOCK_KEY
 from heslock.ras.store.models import Device, Lock, Registration
-from tests.integration.ras.ddms.conftest import Ras, auth
+from tests.integration.ras.ddms.conftest import Ras
+from tests.support import auth
 
 
 async def _stored_lock_key(ras: Ras, lock_id: str) -> tuple[bytes, int, int]:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -52,6 +52,7 @@ from heslock.ras.relay import (
 )
 from heslock.ras.tls import generate_ca, generate_server_cert, server_context
 from heslock.xmpp import Jid, ScramCredentials, ServerConfig
+from tests.support import Inbox
 
 DOMAIN = "localhost"
 WAIT_S = 10.0
@@ -136,25 +137,6 @@ class LockKeys:
         body = decode_body(frame, Direction.FROM_LOCK, self.profile)
         assert isinstance(body, OpBody)
         return frame, body
-
-
-class Inbox(Generic[_N]):
-    """Notices from one bus subscription; await the next one that matches."""
-
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[_N] = asyncio.Queue()
-
-    def put(self, notice: _N) -> None:
-        self.queue.put_nowait(notice)
-
-    async def next(self, match: Callable[[_N], bool] = lambda _: True) -> _N:
-        async def find() -> _N:
-            while True:
-                notice = await self.queue.get()
-                if match(notice):
-                    return notice
-
-        return await asyncio.wait_for(find(), WAIT_S)
 
 
 class Rig:
