@@ -323,17 +323,22 @@ class RasClient:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if client.transport is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    client.disconnect(wait=DISCONNECT_WAIT_S), DISCONNECT_WAIT_S * 2
-                )
-        client.cancel_connection_attempt()
-        filters = getattr(client, "_run_out_filters", None)  # slixmpp's own sender task
-        if filters is not None and not filters.done():
-            filters.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await filters
+        try:
+            if client.transport is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        client.disconnect(wait=DISCONNECT_WAIT_S), DISCONNECT_WAIT_S * 2
+                    )
+        except Exception:  # a stream the RAS already tore down may not close cleanly
+            logger.debug("closing the RAS stream failed", exc_info=True)
+        finally:
+            # Whatever the close did, slixmpp's own sender task must not outlive us.
+            client.cancel_connection_attempt()
+            filters = getattr(client, "_run_out_filters", None)
+            if filters is not None and not filters.done():
+                filters.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await filters
 
     # ------------------------------------------------------------------ stanzas
 
