@@ -123,6 +123,13 @@ async def test_unlock_lock_status_and_idempotent_replay(rig: Rig) -> None:
         assert outcome[0] == "lock.command"
     details = [a.details for a in audits if a.action.startswith("lock.command")]
     assert details[0]["command_id"] == details[1]["command_id"] == body["command_id"]
+    # /metrics counts every request: the replay and the reused key included.
+    metrics = (await rig.client.get("/metrics")).text
+    assert 'heslock_ras_lock_commands_total{operation="unlock",result="ok"} 2.0' in metrics
+    assert 'heslock_ras_lock_commands_total{operation="lock",result="ok"} 1.0' in metrics
+    assert 'heslock_ras_lock_commands_total{operation="status",result="ok"} 1.0' in metrics
+    reused = 'heslock_ras_lock_commands_total{operation="lock",result="idempotency-key-reused"}'
+    assert f"{reused} 1.0" in metrics
 
 
 async def test_refusals_are_distinct(rig: Rig) -> None:

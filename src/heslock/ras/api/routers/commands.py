@@ -24,7 +24,7 @@ from heslock.ras.api.deps import BEARER, AuditDep, PrincipalDep, SessionDep, Sta
 from heslock.ras.services.access import Action, Resource, ResourceKind, authorize
 from heslock.ras.services.commands.events import list_events
 from heslock.ras.services.commands.service import CommandService, check_idempotency_key
-from heslock.ras.services.errors import NotFound
+from heslock.ras.services.errors import NotFound, ServiceError
 from heslock.ras.store.models import Lock, LockEventRecord
 
 router = APIRouter(prefix="/v1", tags=["commands"], dependencies=BEARER)
@@ -97,8 +97,18 @@ async def post_command(
     service = CommandService(
         state.sessionmaker, state.keystore, request.app.state.bus, request.app.state.ddms.clock
     )
-    answer: dict[str, Any] = await service.run(principal, ctx, lock_id, body.command, key)
-    return CommandView.model_validate(answer)
+    # /metrics: every command by operation and result (the command's state, or the
+    # problem code when it never got one, e.g. not-found or forbidden).
+    result = "internal"
+    try:
+        answer: dict[str, Any] = await service.run(principal, ctx, lock_id, body.command, key)
+        result = str(answer.get("state", "ok"))
+        return CommandView.model_validate(answer)
+    except ServiceError as exc:
+        result = str(exc.extensions.get("state") or exc.code)
+        raise
+    finally:
+        state.metrics.lock_commands.labels(body.command, result).inc()
 
 
 @router.get("/locks/{lock_id}/events", summary="A lock's events, newest first")
