@@ -141,6 +141,13 @@ class MasterKey:
     def __repr__(self) -> str:
         return f"MasterKey(key_id={self.key_id.hex()})"
 
+    def derive(self, purpose: str, length: int = 32) -> bytes:
+        """A key for ``purpose`` (e.g. a MAC pepper): HKDF-SHA256 of the master key with its
+        own info string, independent of every sealing subkey."""
+        if not purpose or not purpose.isascii():
+            raise ValueError("a derivation purpose is a non-empty ASCII name")
+        return _hkdf(self._material, _LABEL + b"/derived/" + purpose.encode(), length)
+
     def aead(self, slot: Slot) -> AESGCM:
         cached = self._subkeys.get(slot)
         if cached is None:
@@ -171,6 +178,11 @@ class Keystore:
         header = bytes([ENVELOPE_VERSION]) + self.primary.key_id + nonce
         aad = _associated_data(slot, row_id, header)
         return header + self.primary.aead(slot).encrypt(nonce, plaintext, aad)
+
+    def derive_key(self, purpose: str, length: int = 32) -> bytes:
+        """A key derived from the *primary* master key for ``purpose`` (HKDF-SHA256). It
+        changes when the master key is rotated: use it for short-lived secrets only."""
+        return self.primary.derive(purpose, length)
 
     def open(self, slot: Slot, row_id: str, data: bytes) -> bytes:
         where = f"{slot} of row {row_id}"

@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from heslock.errors import UsageError
 from heslock.ras.keystore import (
@@ -159,3 +161,21 @@ def test_directory_is_refused(tmp_path: Path) -> None:
     directory.mkdir(mode=0o700)
     with pytest.raises(UsageError, match="not a regular file"):
         load_master_key(directory)
+
+
+def test_derived_keys_are_hkdf_of_the_master_key_per_purpose() -> None:
+    """derive_key: HKDF-SHA256(master, info = label + "/derived/" + purpose), independent
+    per purpose and of every sealing subkey, and following the primary master key."""
+    material = bytes(range(32))
+    keystore = Keystore(MasterKey(material))
+    expected = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None,
+        info=b"heslock-ras/v1/derived/udms/otp_codes.code_hash",
+    ).derive(material)  # fmt: skip
+    assert keystore.derive_key("udms/otp_codes.code_hash") == expected
+    assert keystore.derive_key("a") != keystore.derive_key("b")
+    assert len(keystore.derive_key("a", 16)) == 16
+    rotated = Keystore(MasterKey(bytes(32 * [7])), previous=[MasterKey(material)])
+    assert rotated.derive_key("udms/otp_codes.code_hash") != expected
+    with pytest.raises(ValueError, match="purpose"):
+        keystore.derive_key("")

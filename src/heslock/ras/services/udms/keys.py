@@ -13,12 +13,9 @@ alone then reveals nothing, and checking a code stays a microsecond operation th
 attacker cannot turn into CPU exhaustion (argon2 per guess would). The row id is part
 of the MAC input, so a hash copied to another row does not verify there.
 
-**Deriving the pepper** uses only the keystore's public interface: the first 32 bytes of
-AES-256-GCM encrypting 32 zero bytes under a fixed nonce with the subkey of a slot that
-never seals anything else. That output is the AES-CTR keystream, a PRF of the subkey
-(itself HKDF of the master key), so it is a uniformly random key bound to the master
-key and the slot. A nonce is reused only with the identical plaintext, which gives away
-nothing. A master-key rotation changes the pepper: codes in flight (10 minutes) and
+**Deriving the pepper**: :meth:`heslock.ras.keystore.Keystore.derive_key`, HKDF-SHA256 of
+the master key with an info string of its own per purpose, independent of the sealing
+subkeys. A master-key rotation changes the pepper: codes in flight (10 minutes) and
 rate-limit buckets keyed by HMAC simply start afresh.
 """
 
@@ -36,8 +33,6 @@ from heslock.ras.keystore import Keystore, Slot
 
 #: 256 bits: beyond any guessing, online or offline.
 TOKEN_BYTES: Final = 32
-#: The GCM nonce size of the keystore (SP 800-38D 8.2); fixed here, see the docstring.
-_NONCE_SIZE: Final = 12
 #: Key for one-time code MACs; this slot never holds a sealed secret.
 OTP_PEPPER: Final = Slot("otp_codes", "code_hash")
 #: Key for pseudonymous rate-limit bucket names (no phone number or e-mail in the table).
@@ -67,9 +62,8 @@ def is_token(text: str, kind: TokenKind) -> bool:
 
 
 def derive_key(keystore: Keystore, slot: Slot) -> bytes:
-    """32 bytes determined by the primary master key and ``slot`` (see the docstring)."""
-    aead = keystore.primary.aead(slot)
-    return aead.encrypt(bytes(_NONCE_SIZE), bytes(32), b"heslock-ras/v1/derived-key")[:32]
+    """32 bytes determined by the primary master key and ``slot`` (HKDF, module docstring)."""
+    return keystore.derive_key(f"udms/{slot.table}.{slot.column}")
 
 
 class Pepper:
