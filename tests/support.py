@@ -8,6 +8,10 @@ from typing import Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from heslock.ble.virtual import VirtualLink
+from heslock.bsld import SimulatedLock
+from heslock.bsld.peripheral import LockPeripheral
+from heslock.protocol.makers import MakerProfile
 from heslock.ras.services.access import Principal
 
 #: How long a test waits for a notice, an answer or a log line before it fails.
@@ -49,3 +53,26 @@ class Inbox(Generic[_N]):
                     return notice
 
         return await asyncio.wait_for(find(), WAIT_S)
+
+
+async def lock_on_air(
+    vlink: VirtualLink,
+    lock: SimulatedLock,
+    maker: MakerProfile,
+    advertising_interval_ms: float,
+    clock: Callable[[], float],
+) -> LockPeripheral:
+    """Put ``lock`` on the virtual link as a BLE peripheral, its registration window open."""
+    identity = lock.identity
+    device = vlink.create_device(identity.maker, identity.device_id.colon)
+    peripheral = LockPeripheral(
+        lock,
+        maker,
+        device,
+        idle_disconnect_s=3600.0,
+        advertising_interval_ms=advertising_interval_ms,
+        clock=clock,
+    )
+    await peripheral.start()
+    peripheral.press(lock.press_registration_button)
+    return peripheral

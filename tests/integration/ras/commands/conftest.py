@@ -45,7 +45,7 @@ from heslock.ras.store.models import User
 from heslock.ras.tls import client_context
 from heslock.xmpp import Jid
 from tests.integration.ras.conftest import CHEAP_ARGON2
-from tests.support import Inbox, TokenTable, auth
+from tests.support import Inbox, TokenTable, auth, lock_on_air
 
 WAIT_S = 10.0
 #: The gateway's budget per frame when the test carries frames itself.
@@ -169,19 +169,8 @@ class Rig:
         )
         assert response.status_code == 200, response.text
         lock = SimulatedLock(record.identity())
-        identity = lock.identity
-        device = self.vlink.create_device(identity.maker, identity.device_id.colon)
-        peripheral = LockPeripheral(
-            lock,
-            maker,
-            device,
-            idle_disconnect_s=3600.0,
-            advertising_interval_ms=ADVERTISING_INTERVAL_MS,
-            clock=time.time,
-        )
-        await peripheral.start()
+        peripheral = await lock_on_air(self.vlink, lock, maker, ADVERTISING_INTERVAL_MS, time.time)
         self.peripherals.append(peripheral)
-        peripheral.press(lock.press_registration_button)
         return peripheral
 
     async def register(self, peripheral: LockPeripheral, gateway_jid: str, token: str = "a") -> str:

@@ -52,7 +52,7 @@ from heslock.ras.relay import (
 )
 from heslock.ras.tls import generate_ca, generate_server_cert, server_context
 from heslock.xmpp import Jid, ScramCredentials, ServerConfig
-from tests.support import Inbox
+from tests.support import Inbox, lock_on_air
 
 DOMAIN = "localhost"
 WAIT_S = 10.0
@@ -199,19 +199,9 @@ class Rig:
             0
         ]
         lock = SimulatedLock(record.identity())
-        identity = lock.identity
-        device = self.vlink.create_device(identity.maker, identity.device_id.colon)
-        peripheral = LockPeripheral(
-            lock,
-            maker,
-            device,
-            idle_disconnect_s=3600.0,
-            advertising_interval_ms=ADVERTISING_INTERVAL_MS,
-            clock=self.clock,
-        )
-        await peripheral.start()
+        peripheral = await lock_on_air(self.vlink, lock, maker, ADVERTISING_INTERVAL_MS, self.clock)
         self.peripherals.append(peripheral)
-        peripheral.press(lock.press_registration_button)
+        identity = lock.identity
         return peripheral, LockKeys(identity.device_id, identity.profile, identity.factory_key)
 
     async def seen_by(self, name: str, lock: DeviceId) -> ScanNotice:
