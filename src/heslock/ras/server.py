@@ -120,9 +120,15 @@ class RasServer:
         host, port = self.settings.https_host, self.settings.https_port
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
-            self._socket = socket.create_server((host, port), family=family)
+            sock = socket.create_server((host, port), family=family)
         except OSError as exc:
             raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        # create_server leaves proto 0, and asyncio sets TCP_NODELAY only on accepted
+        # sockets whose proto is IPPROTO_TCP: without this every response waited for the
+        # client's delayed ACK (Nagle), ~40 ms on loopback (docs/benchmarks.md).
+        self._socket = socket.socket(
+            sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach()
+        )
         return self._socket
 
     @property

@@ -16,7 +16,7 @@ import base64
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,6 +29,7 @@ from heslock.bgw.config import BleSettings, GatewayConfig, RasSettings, TlsMode
 from heslock.ble.transport import LinkSpec
 from heslock.ble.virtual import VirtualLink
 from heslock.bsld import SimulatedLock
+from heslock.bsld.config import LockConfig
 from heslock.bsld.manufacturer import dumps, generate
 from heslock.bsld.peripheral import LockPeripheral
 from heslock.protocol import DeviceId
@@ -56,6 +57,24 @@ ADVERTISING_INTERVAL_MS = 20.0
 TEST_SCRAM_ITERATIONS = 4096
 RADIOS = ("C0:00:00:00:00:01", "C0:00:00:00:00:02")
 _N = TypeVar("_N")
+
+
+class ShiftedClock:
+    """Wall time plus an offset that a test moves forward instead of sleeping.
+
+    Given to the RAS (``app.state.ddms.clock``: what frames are stamped with and what the
+    reconciler schedules by) and to a lock (:meth:`Rig.add_lock_with`), both see the same
+    jump, so the lock keeps accepting the RAS's frames while time "passes".
+    """
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
 
 
 class LogWaiter(logging.Handler):
@@ -173,6 +192,24 @@ class Rig:
         self.peripherals.append(peripheral)
         return peripheral
 
+    async def add_lock_with(
+        self, maker: MakerProfile, clock: Callable[[], float], config: LockConfig | None = None
+    ) -> LockPeripheral:
+        """:meth:`add_lock` with the lock's host clock and configuration chosen."""
+        record = generate(1, maker.name, maker.models[0].name, ble_version=maker.ble_version.value)[
+            0
+        ]
+        response = await self.client.post(
+            "/v1/admin/devices/import",
+            content=dumps([record], "json"),
+            headers={**auth("admin"), "content-type": "application/json"},
+        )
+        assert response.status_code == 200, response.text
+        lock = SimulatedLock(record.identity(), config)
+        peripheral = await lock_on_air(self.vlink, lock, maker, ADVERTISING_INTERVAL_MS, clock)
+        self.peripherals.append(peripheral)
+        return peripheral
+
     async def register(self, peripheral: LockPeripheral, gateway_jid: str, token: str = "a") -> str:
         """Bind the lock through the HTTP API, its frames carried by the gateway."""
         device = peripheral.lock.identity.device_id
@@ -198,6 +235,35 @@ class Rig:
         assert view["phase"] == "committed", view
         assert peripheral.lock.bound
         return str(view["lock_id"])
+
+    # ------------------------------------------------------------- the RAS itself
+
+    async def start_ras_again(self) -> None:
+        """After ``server.stop()``: a new RasServer on the same data directory, database
+        and ports (HTTPS, XMPP STARTTLS and direct TLS), as a restarted ``heslock ras
+        serve`` is to its clients and gateways. Both listeners set SO_REUSEADDR, so the
+        ports bind again at once. The rig's inboxes subscribe to the new relay's bus
+        before it listens, so no presence or scan notice of a reconnecting gateway is
+        missed; the HTTP client keeps its base URL (it drops its dead connections).
+        """
+        if self.server.relay is not None and self.server.relay.endpoint.running:
+            raise RuntimeError("stop the RAS first")
+        ports = self.relay.endpoint.config  # the numbers the OS gave the first start
+        settings = self.settings.model_copy(
+            update={
+                "https_port": self.client.base_url.port,
+                "xmpp_port": ports.starttls_port,
+                "xmpp_direct_tls_port": ports.direct_tls_port,
+            }
+        )
+        app = create_app(settings, authenticator=self.server.app.state.ras.authenticator)
+        server = RasServer(settings, app, relay=True)
+        assert server.relay is not None
+        server.relay.bus.subscribe_presence(self.presence.put)
+        server.relay.bus.subscribe_scans(self.scans.put)
+        server.relay.bus.subscribe_events(self.events.put)
+        await server.start()
+        self.settings, self.server, self.relay = settings, server, server.relay
 
     async def command(
         self, lock_id: str, command: str, key: str | None, token: str = "a"

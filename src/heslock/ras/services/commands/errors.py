@@ -60,6 +60,28 @@ class OutcomeUnknown(Conflict):
     code = "command-outcome-unknown"
 
 
+class NotExecuted(Conflict):
+    """Reconciled from the lock's log: the lock never executed the frame and never will
+    (its clock is past the frame's window). Send a new command, with a new key (409)."""
+
+    code = "command-not-executed"
+
+
+class FrameExpired(Conflict):
+    """Nearby mode: this key's frame is past its lifetime; ask for a new one (new key)."""
+
+    code = "frame-expired"
+
+
+class AnswerRefused(InvalidInput):
+    """Nearby mode: the posted answer is not this lock's answer to this frame (422).
+
+    The same problem type as a refused registration answer: nothing changes but the audit.
+    """
+
+    code = "frame-refused"
+
+
 #: Every error above by code, to replay a stored answer as the same exception.
 BY_CODE: Final[dict[str, type[ServiceError]]] = {
     cls.code: cls
@@ -72,5 +94,7 @@ BY_CODE: Final[dict[str, type[ServiceError]]] = {
         GatewayBadAnswer,
         LockRefused,
         OutcomeUnknown,
+        NotExecuted,
+        FrameExpired,
     )
 }

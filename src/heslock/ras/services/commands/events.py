@@ -24,7 +24,7 @@ import logging
 import uuid
 from collections import OrderedDict
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -44,7 +44,8 @@ from heslock.protocol.errors import FrameRejected
 from heslock.ras.keystore import LOCK_KEY, Keystore, SecretRejected
 from heslock.ras.relay import LockBus, LockEventNotice, Unsubscribe
 from heslock.ras.services.ddms.runtime import Clock
-from heslock.ras.store.models import Device, Lock, LockEventRecord
+from heslock.ras.services.feed.publish import lock_event_kind, publish
+from heslock.ras.store.models import Device, FeedPath, Lock, LockEventRecord
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +57,32 @@ MAX_QUEUED_EVENTS: Final = 10_000
 MAX_ACCEPTORS: Final = 10_000
 
 
+#: Who acted, as far as the event itself says: a knob or key turned by a person at the
+#: door (or the lock relocking itself), a frame executed (remote or nearby: the command's
+#: own feed event names the person). Everything else is the lock's own observation.
+EVENT_PATHS: Final = {
+    EventType.MANUAL_OPERATION: FeedPath.MANUAL,
+    EventType.REMOTE_OPERATION: FeedPath.REMOTE,
+}
+
+
 def utc(ts: int) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
+
+
+def feed_payload(record: LockEventRecord, event_type: EventType) -> dict[str, Any]:
+    """What the user-visible feed shows of a stored lock event (no frame, no key)."""
+    return {
+        "event": event_type.name.lower(),
+        "detail": record.detail,
+        "lock_event_id": record.id,
+        "counter": record.counter,
+        "lock_time": record.lock_time.isoformat(),
+        "gateway": record.gateway,
+        "bolt_state": record.bolt_state,
+        "door_state": record.door_state,
+        "battery": record.battery,
+    }
 
 
 class EventIngest:
@@ -167,25 +192,35 @@ class EventIngest:
             except FrameRejected:
                 status = None  # the event stands; it just carries no usable state
             acceptor.record(notice.frame, verdict, None, now)
-            session.add(
-                LockEventRecord(
-                    lock_id=lock.id,
-                    kind=EventType(frame.type).name.lower(),
-                    detail=body.op,
-                    counter=body.seq,
-                    lock_time=utc(frame.timestamp),
-                    received_at=notice.received_at,
-                    gateway=notice.gateway,
-                    bolt_state=int(status.bolt) if status else None,
-                    door_state=int(status.door) if status else None,
-                    battery=status.battery if status else None,
-                )
+            event_type = EventType(frame.type)
+            record = LockEventRecord(
+                lock_id=lock.id,
+                kind=event_type.name.lower(),
+                detail=body.op,
+                counter=body.seq,
+                lock_time=utc(frame.timestamp),
+                received_at=notice.received_at,
+                gateway=notice.gateway,
+                bolt_state=int(status.bolt) if status else None,
+                door_state=int(status.door) if status else None,
+                battery=status.battery if status else None,
             )
+            session.add(record)
             if status is not None and (
                 lock.state_at is None or lock.state_at <= notice.received_at
             ):
                 lock.bolt_state, lock.door_state = int(status.bolt), int(status.door)
                 lock.battery, lock.state_at = status.battery, notice.received_at
+            await session.flush()  # the record's id, for the feed event
+            await publish(
+                session,
+                lock_event_kind(event_type.name),
+                path=EVENT_PATHS.get(event_type, FeedPath.SYSTEM),
+                lock_id=lock.id,
+                credential=f"gateway:{notice.gateway}",
+                payload=feed_payload(record, event_type),
+                at=notice.received_at,
+            )
         logger.info("lock %s event %s stored", lock.id, EventType(frame.type).name)
         return True
 

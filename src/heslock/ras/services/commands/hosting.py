@@ -12,14 +12,24 @@
   (:class:`~heslock.ras.services.scs.credentials.ScsCredentialStore`);
 - revoking a gateway or rotating its secret ends its live session
   (:class:`~heslock.ras.services.ddms.runtime.RelayGatewaySessions`);
-- lock events are stored by :class:`~heslock.ras.services.commands.events.EventIngest`.
+- lock events are stored by :class:`~heslock.ras.services.commands.events.EventIngest`;
+- commands whose outcome is unknown are settled from the locks' logs by the
+  :class:`~heslock.ras.services.commands.reconcile.Reconciler`;
+- gateway and lock online/offline become feed events
+  (:class:`~heslock.ras.services.feed.monitor.ConnectivityMonitor`, subscribed before the
+  endpoint listens, stopped first), and old feed events are swept
+  (:class:`~heslock.ras.services.feed.retention.RetentionSweeper`).
 
-Start order: the event ingest subscribes before the endpoint listens (no event is
-missed), and stops after the endpoint closed every stream (none is half-stored).
+Start order: the event ingest and the reconciler subscribe before the endpoint listens
+(no event, presence or scan notice is missed). Stop order: the reconciler first (its
+passes are cancelled while the endpoint can still answer their frames; nothing half
+written: each write is one transaction), then the endpoint, then the event ingest
+(after the endpoint closed every stream, so none is half-stored).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from cryptography import x509
@@ -30,7 +40,11 @@ from heslock.errors import UsageError
 from heslock.ras.keystore import Keystore
 from heslock.ras.relay import LocalBus, RelayEndpoint
 from heslock.ras.services.commands.events import EventIngest
+from heslock.ras.services.commands.reconcile import Reconciler
 from heslock.ras.services.ddms.runtime import Clock, RelayGatewaySessions
+from heslock.ras.services.feed.monitor import ConnectivityMonitor
+from heslock.ras.services.feed.retention import RetentionSweeper
+from heslock.ras.services.geofence.retention import run_retention as run_location_retention
 from heslock.ras.services.scs.credentials import ScsCredentialStore
 from heslock.ras.settings import Settings
 from heslock.ras.tls import server_context
@@ -77,6 +91,15 @@ class RelayHost:
         self.bus = LocalBus(self.endpoint)
         self.gateway_sessions = RelayGatewaySessions(self.endpoint)
         self.events = EventIngest(self.bus, sessionmaker, keystore, clock)
+        self.reconciler = Reconciler(self.bus, sessionmaker, keystore, clock)
+        # Live events: gateway and lock online/offline, and the feed's retention sweep.
+        self.connectivity = ConnectivityMonitor(self.bus, sessionmaker, clock)
+        self.retention = RetentionSweeper(sessionmaker, settings.feed_retention_days, clock)
+        # Location history is personal data: kept location_retention_hours, then deleted.
+        self.sessionmaker = sessionmaker
+        self.clock = clock
+        self._location_stop = asyncio.Event()
+        self._location_task: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
@@ -85,15 +108,50 @@ class RelayHost:
 
     async def start(self) -> None:
         self.events.start()
+        self.reconciler.start()
+        self.connectivity.start()
+        self.retention.start()
+        self._start_location_retention()
         try:
             await self.endpoint.start()
         except BaseException:
+            await self._stop_location_retention()
+            await self.retention.stop()
+            await self.connectivity.stop()
+            await self.reconciler.stop()
             await self.events.stop()
             raise
         logger.info("relay listening for gateways on %s:%d", self.settings.xmpp_host, self.port)
 
     async def stop(self) -> None:
+        # The connectivity monitor first: the endpoint's stop marks every gateway offline,
+        # which is the RAS going away, not the gateways (heslock.ras.services.feed.monitor).
+        await self.connectivity.stop()
+        await self.retention.stop()
+        await self._stop_location_retention()
         try:
-            await self.endpoint.stop()
+            await self.reconciler.stop()
         finally:
-            await self.events.stop()
+            try:
+                await self.endpoint.stop()
+            finally:
+                await self.events.stop()
+
+    def _start_location_retention(self) -> None:
+        self._location_stop.clear()
+        self._location_task = asyncio.create_task(
+            run_location_retention(
+                self.sessionmaker,
+                self.settings.location_retention_hours,
+                self.clock,
+                self._location_stop,
+            ),
+            name="heslock-location-retention",
+        )
+
+    async def _stop_location_retention(self) -> None:
+        task, self._location_task = self._location_task, None
+        if task is None:
+            return
+        self._location_stop.set()
+        await task

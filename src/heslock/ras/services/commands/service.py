@@ -4,15 +4,25 @@ ISO/IEC 14543-5-104 "Control flow" (RAC -> RAS -> BGW -> BSLD and back). One com
 in three short transactions so that no database transaction stays open while a frame is
 out:
 
-1. **Intent** -- authorise (``lock.operate``: the owner), look the Idempotency-Key up,
-   take the lock's next counter (``locks.next_counter`` is incremented), seal the frame
-   under the lock key, write the ``commands`` row (``pending``, with the sealed bytes)
-   and the audit intent record; commit. Only then may the frame leave.
+1. **Intent** -- look the Idempotency-Key up, authorise (the caller's grants on the
+   lock by this path now -- ownership or a share, see
+   :mod:`heslock.ras.services.sharing.resolver`), take the lock's next counter
+   (``locks.next_counter`` is incremented), seal the frame under the lock key, write the
+   ``commands`` row (``pending``, with the sealed bytes), the audit intent record and
+   the share's use (a one-time key is spent here); commit. Only then may the frame
+   leave. A refusal rolls all of it back and is audited (``lock.command``, ``denied``,
+   with the policy's ``reason``).
 2. **Relay** -- pick the gateway (:meth:`LockBus.gateway_for`), send the frame, await the
    lock's answer.
 3. **Outcome** -- open and verify the answer under the lock key (it must be this lock's
    answer to *this* frame: same op and sequence), write the command's state, the lock's
    last known state and the audit outcome; commit; answer.
+
+Nearby mode (:mod:`heslock.ras.services.commands.nearby`) is steps 1 and 3 with the
+client carrying the frame in between; the reconciler
+(:mod:`heslock.ras.services.commands.reconcile`) settles ``unknown`` commands of both
+paths from the lock's log. All three share this module's sealing, :func:`verify` and
+:func:`apply` (the one place a command's state is written).
 
 State transitions of a command (``commands.state``):
 
@@ -35,6 +45,10 @@ unknown   retry: the lock says REPLAY (it          ok          200, ``confirmed`
           accepted these bytes before)                         ``replay``
 unknown   retry: any other ERROR / no way to       unknown     409 outcome-unknown,
           re-send (key rotated since)                          or the relay's error
+unknown   reconciled: the lock's log shows it      ok          200, ``confirmed`` =
+                                                               ``log``
+unknown   reconciled: not in the log, and the      failed      409 command-not-executed
+          lock's clock is past the frame's window              (reason ``not-executed``)
 ========  =======================================  ==========  ======================
 
 A repeated request with a key whose command is ``ok``, ``refused`` or ``failed`` gets the
@@ -42,17 +56,26 @@ stored first answer and sends nothing. A ``pending`` command younger than
 :data:`PENDING_GRACE_S` is still running (409 command-in-progress); an older one was
 abandoned by a crashed node and is treated as ``unknown``. Never is a new frame built for
 a key that has one: a lost answer is never followed by a blind second unlock.
+
+Concurrency. Every transaction that writes a command's state (intent, outcome, a nearby
+answer, a reconciliation) first takes the **lock row's write lock** (:func:`lock_row`:
+an ``UPDATE`` of the row, which PostgreSQL and SQLite both serialise), then reads the
+command fresh. So a reconciliation racing a user's retry with the same key sees the
+other's committed state, and :func:`apply` never lets a weaker outcome overwrite a
+settled one (its table).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from heslock.protocol import (
@@ -82,7 +105,7 @@ from heslock.ras.relay import (
 )
 from heslock.ras.relay.endpoint import IQ_MARGIN_S
 from heslock.ras.services import audit
-from heslock.ras.services.access import Action, Principal, Resource, ResourceKind, authorize
+from heslock.ras.services.access import Principal
 from heslock.ras.services.commands.errors import (
     BY_CODE,
     CommandInProgress,
@@ -94,8 +117,13 @@ from heslock.ras.services.commands.errors import (
 )
 from heslock.ras.services.ddms.runtime import Clock
 from heslock.ras.services.errors import Conflict, Forbidden, NotFound, ServiceError
+from heslock.ras.services.feed.sources import command_outcome as feed_command_outcome
+from heslock.ras.services.geofence.service import check_remote_unlock
+from heslock.ras.services.sharing.errors import AccessDenied
+from heslock.ras.services.sharing.policy import Decision, LockAction, Path
+from heslock.ras.services.sharing.resolver import Access, effective_access, record_use
 from heslock.ras.store.models import Command, CommandState, Device, Lock
-from heslock.ras.store.models.commands import MAX_IDEMPOTENCY_KEY_LEN
+from heslock.ras.store.models.commands import MAX_IDEMPOTENCY_KEY_LEN, CommandPath
 
 logger = logging.getLogger(__name__)
 
@@ -111,8 +139,31 @@ OPS: Final[dict[str, OperationOp]] = {
     "lock": OperationOp.LOCK,
     "status": OperationOp.STATUS,
 }
+#: What each command asks of the caller's grants (:mod:`heslock.ras.services.sharing`).
+ACTIONS: Final[dict[str, LockAction]] = {
+    "unlock": LockAction.UNLOCK,
+    "lock": LockAction.LOCK,
+    "status": LockAction.STATUS,
+}
+#: The sharing path each way of carrying a frame is (a share may allow only some).
+PATHS: Final[dict[CommandPath, Path]] = {
+    CommandPath.REMOTE: Path.REMOTE,
+    CommandPath.NEARBY: Path.NEARBY,
+}
+#: A command that just became ``unknown`` is left to the client this long before the
+#: reconciler reads the lock: a retry with the same key re-sends the same bytes and gets
+#: the lock's own answer (with its state), which beats a log entry; the lock serves such a
+#: duplicate from its cache for its retry period (10 s by default).
+RECONCILE_GRACE_S: Final = 30.0
 #: States whose answer is final and replayed to a repeated request.
 FINAL: Final = frozenset({CommandState.OK, CommandState.REFUSED, CommandState.FAILED})
+#: How the RAS knows an outcome (the answer's ``confirmed``): the lock's answer to the
+#: frame, its REPLAY refusal of a re-sent frame, its log (reconciled), or -- a ``status``
+#: command only -- a later status read (reconciled; reading changes nothing).
+CONFIRMED_ANSWER: Final = "answer"
+CONFIRMED_REPLAY: Final = "replay"
+CONFIRMED_LOG: Final = "log"
+CONFIRMED_STATUS: Final = "status"
 
 
 def check_idempotency_key(value: str | None) -> str:
@@ -145,11 +196,177 @@ class Settled:
     code: str | None
     detail: str
     status: StatusArgs | None = None
-    confirmed: str | None = None  #: ``answer`` or ``replay``
+    confirmed: str | None = None  #: one of the ``CONFIRMED_*`` values
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def take_counter(lock: Lock, profile: Profile) -> int:
+    """The lock's next counter, and advance it (the caller holds the row: :func:`lock_row`).
+
+    The secure profile's 32-bit counter is never reused under one key (rotate the key);
+    the base profile's 16-bit sequence wraps to 1 (0 is never used).
+    """
+    seq = lock.next_counter
+    limit = MAX_SEQ_BASE if profile is Profile.BASE else MAX_COUNTER
+    if seq > limit:
+        if profile is Profile.SECURE:
+            raise Conflict("the lock key's counter is used up: rotate the lock key")
+        seq = 1
+    lock.next_counter = seq + 1
+    return seq
+
+
+async def lock_row(session: AsyncSession, lock_id: uuid.UUID) -> Lock | None:
+    """Take the lock row's write lock, then read it fresh (module docstring, Concurrency).
+
+    A no-op ``UPDATE`` is the portable row lock: PostgreSQL locks the row until the
+    transaction ends (as ``FOR UPDATE`` would), and SQLite -- which ignores ``FOR
+    UPDATE`` and starts a transaction only at the first write -- takes its database write
+    lock there, so nothing read after it can be changed by another writer before commit.
+    Not ``SELECT ... FOR UPDATE`` after it: on PostgreSQL that would upgrade the row lock
+    to one that conflicts with the KEY SHARE lock of a concurrent insert referencing the
+    lock (an event being stored), which then waits for our UPDATE lock: a deadlock.
+    """
+    await session.execute(
+        update(Lock)
+        .where(Lock.id == lock_id)
+        .values(next_counter=Lock.next_counter)
+        .execution_options(synchronize_session=False)
+    )
+    return await session.get(Lock, lock_id, populate_existing=True)
+
+
+def may_replace(current: CommandState, new: CommandState) -> bool:
+    """Whether an outcome ``new`` may overwrite a command in state ``current``.
+
+    =================  ==================  ======================================
+    current            new                 why
+    =================  ==================  ======================================
+    pending, unknown   anything            nothing is settled yet
+    failed             ok, refused         the lock's verified answer beats a
+                                           deduction (a reconciled not-executed)
+    failed             failed, unknown     keep: a weaker outcome
+    ok, refused        anything            keep: the first verified truth stands
+    =================  ==================  ======================================
+    """
+    if current in (CommandState.PENDING, CommandState.UNKNOWN):
+        return True
+    if current is CommandState.FAILED:
+        return new in (CommandState.OK, CommandState.REFUSED)
+    return False
+
+
+def success_body(row: Command, lock: Lock, settled: Settled, now: datetime) -> dict[str, Any]:
+    """The answer of a command that ended ``ok`` (the route's ``CommandView``)."""
+    status = settled.status
+    return {
+        "command_id": str(row.id),
+        "lock_id": str(lock.id),
+        "command": row.command,
+        "state": settled.state.value,
+        "confirmed": settled.confirmed,
+        "bolt": status.bolt.name.lower() if status else None,
+        "door": status.door.name.lower() if status else None,
+        "battery": status.battery if status else None,
+        "flags": status.flags if status else None,
+        "finished_at": now.isoformat(),
+    }
+
+
+def apply(row: Command, lock: Lock, settled: Settled, gateway: str | None, now: datetime) -> bool:
+    """Write ``settled`` on ``row`` and the lock's last known state; False if the row keeps
+    its state (:func:`may_replace`). The caller holds the lock row (:func:`lock_row`)."""
+    if not may_replace(CommandState(row.state), settled.state):
+        return False
+    row.state, row.reason = settled.state.value, settled.reason
+    row.gateway = gateway or row.gateway
+    row.reconcile_after = None  # unknown: due for the reconciler (the caller may defer)
+    if settled.state is not CommandState.UNKNOWN:
+        row.finished_at = now
+    if settled.code is None:
+        row.answer_code, row.answer = None, success_body(row, lock, settled, now)
+    else:
+        problem: dict[str, Any] = {
+            "detail": settled.detail,
+            "command_id": str(row.id),
+            "state": settled.state.value,
+            "reason": settled.reason,
+        }
+        if settled.confirmed is not None:
+            problem["confirmed"] = settled.confirmed
+        row.answer_code, row.answer = settled.code, problem
+    if settled.status is not None:
+        update_lock_state(lock, settled.status, now)
+    return True
+
+
+def update_lock_state(lock: Lock, status: StatusArgs, at: datetime) -> None:
+    """The lock's last known state, unless a newer report is already stored."""
+    if lock.state_at is not None and lock.state_at > at:
+        return
+    lock.bolt_state, lock.door_state = int(status.bolt), int(status.door)
+    lock.battery, lock.state_at = status.battery, at
+
+
+def audit_result(state: CommandState) -> audit.AuditResult:
+    return {
+        CommandState.OK: audit.AuditResult.OK,
+        CommandState.REFUSED: audit.AuditResult.DENIED,
+    }.get(state, audit.AuditResult.FAILED)
+
+
+@dataclass(frozen=True)
+class LockTarget:
+    """The lock a command is for, authorised and held (its row lock is taken)."""
+
+    lock: Lock
+    profile: Profile
+    key: bytes
+
+    @property
+    def codec(self) -> FrameCodec:
+        return FrameCodec(self.key, self.profile)
+
+    def __repr__(self) -> str:  # the key stays out of tracebacks
+        return f"LockTarget(lock={self.lock.id}, profile={self.profile.value})"
+
+
+@dataclass(frozen=True)
+class Opened:
+    """An intent's lock, held, with what allows the caller to command it.
+
+    ``existing``: the caller's command with this Idempotency-Key, if any (a repeat).
+    ``access`` and ``decision``: the grants read under the row lock and the one that
+    allows (:func:`~heslock.ras.services.sharing.resolver.record_use` needs both).
+    """
+
+    target: LockTarget
+    existing: Command | None
+    access: Access
+    decision: Decision
+
+
+class IntentRefused(Exception):
+    """An access refusal on its way out of the intent's transaction.
+
+    The transaction rolls back (no row, no counter, no spent key), then the refusal is
+    audited on a connection of its own -- on SQLite that audit would otherwise wait for
+    the write lock the intent holds -- and ``error`` (NotFound, Forbidden or
+    AccessDenied) is raised to the caller.
+    """
+
+    def __init__(self, error: ServiceError, reason: str) -> None:
+        super().__init__(error.detail)
+        self.error = error
+        self.reason = reason
+
+
+def refusal_reason(error: ServiceError, decision: Decision) -> str:
+    """The audit's ``reason`` for a refusal: the policy's (``permission``, ``spent``...)."""
+    return str(error.extensions.get("reason") or decision.reason.value)
 
 
 class CommandService:
@@ -166,6 +383,10 @@ class CommandService:
         self.keystore = keystore
         self.bus = bus
         self.clock = clock
+
+    def now(self) -> datetime:
+        """The RAS clock (the one frames are stamped with) as an aware datetime."""
+        return datetime.fromtimestamp(self.clock(), UTC)
 
     async def run(
         self,
@@ -185,6 +406,196 @@ class CommandService:
         settled = await self._relay(prepared)
         return await self._outcome(ctx, prepared, settled)
 
+    # ------------------------------------------------------------------ shared steps
+
+    async def _open(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        lock_id: uuid.UUID,
+        command: str,
+        path: CommandPath,
+        key: str,
+        now: datetime,
+    ) -> Opened:
+        """Find the key's command, authorise ``command`` by ``path`` at ``now``, then hold
+        the lock's row; the lock's key and profile, and what allowed it.
+
+        Decided twice from the caller's grants (nothing is cached, so a revocation, an
+        expiry or a schedule's end refuses the very next request): first from plain
+        reads, so that a refusal takes no write lock at all; then again under the row
+        lock from fresh reads, so that a transfer, a revocation or a concurrent request
+        with the same key that committed meanwhile wins. A refusal is
+        :class:`IntentRefused` (the caller audits it once the transaction is gone).
+        """
+        lock = await session.get(Lock, lock_id)
+        if lock is None:
+            raise NotFound("no such lock")
+        existing = await self._find(session, principal.id, key)
+        await self._access(session, principal, lock, command, path, now, existing)
+        held = await lock_row(session, lock_id)
+        if held is None:
+            raise NotFound("no such lock")
+        existing = await self._find(session, principal.id, key)
+        access, decision = await self._access(
+            session, principal, held, command, path, now, existing
+        )
+        device = await session.get(Device, held.device_id)
+        if device is None:
+            raise NotFound("no such lock")
+        lock_key = self.keystore.open(LOCK_KEY, str(held.id), held.lock_key_enc)
+        return Opened(
+            LockTarget(held, Profile(device.profile), lock_key), existing, access, decision
+        )
+
+    @staticmethod
+    async def _access(
+        session: AsyncSession,
+        principal: Principal,
+        lock: Lock,
+        command: str,
+        path: CommandPath,
+        now: datetime,
+        existing: Command | None,
+    ) -> tuple[Access, Decision]:
+        """The caller's access to ``lock`` and the decision allowing ``command``.
+
+        A repeat of the same request (same lock, command and path) is checked as a
+        replay: a one-time key that this very command spent does not refuse its own
+        retry (anything else does). A key reused for another request is decided as new
+        (and then refused as reused).
+        """
+        access = await effective_access(session, principal, lock, now, PATHS[path])
+        action = ACTIONS[command]
+        repeat = existing is not None and (existing.lock_id, existing.command, existing.path) == (
+            lock.id,
+            command,
+            path.value,
+        )
+        try:
+            if repeat:
+                decision = access.require_replay(action)
+            else:
+                decision = access.require(action)
+                if command == "unlock" and path is CommandPath.REMOTE:
+                    # The lock's geofence may allow remote unlocks only from inside it: it
+                    # narrows what sharing allowed, never widens it (geofence.service).
+                    await check_remote_unlock(session, principal, lock, now)
+        except (Forbidden, NotFound) as exc:  # AccessDenied is a Forbidden
+            raise IntentRefused(exc, refusal_reason(exc, access.decide(action))) from None
+        return access, decision
+
+    @staticmethod
+    async def _record_use(
+        session: AsyncSession, ctx: audit.AuditContext, opened: Opened, row: Command
+    ) -> None:
+        """Count the share's use for the new command ``row`` (spend a one-time key), in
+        the intent's transaction: a key spent meanwhile by a concurrent request refuses
+        this one, and the whole intent rolls back (no frame leaves)."""
+        try:
+            await record_use(
+                session,
+                ctx,
+                opened.access,
+                opened.decision,
+                action=ACTIONS[row.command],
+                command_id=row.id,
+            )
+        except AccessDenied as exc:
+            raise IntentRefused(exc, refusal_reason(exc, opened.decision)) from None
+
+    @contextlib.asynccontextmanager
+    async def _refusals_audited(
+        self, ctx: audit.AuditContext, lock_id: uuid.UUID, command: str, path: CommandPath
+    ) -> AsyncIterator[None]:
+        """Around an intent's transaction: audit an :class:`IntentRefused` after the
+        rollback, then raise its error."""
+        try:
+            yield
+        except IntentRefused as refused:
+            await self._denied(ctx, lock_id, command, refused.reason, path)
+            raise refused.error from None
+
+    @staticmethod
+    async def _find(session: AsyncSession, user_id: uuid.UUID | None, key: str) -> Command | None:
+        """The caller's command with this key (fresh: it may have been settled meanwhile)."""
+        if user_id is None:  # only users hold grants, and keys are per user
+            return None
+        query = select(Command).where(Command.user_id == user_id, Command.idempotency_key == key)
+        query = query.execution_options(populate_existing=True)
+        return (await session.execute(query)).scalar_one_or_none()
+
+    @staticmethod
+    def _check_same(row: Command, lock: Lock, command: str, path: CommandPath) -> None:
+        """A key names one request: the same command, lock and path."""
+        if row.command != command or row.lock_id != lock.id or row.path != path.value:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was used for another request", command_id=str(row.id)
+            )
+
+    async def _new_command(
+        self,
+        session: AsyncSession,
+        ctx: audit.AuditContext,
+        user_id: uuid.UUID,
+        target: LockTarget,
+        key: str,
+        command: str,
+        path: CommandPath,
+        expires_at: datetime | None = None,
+    ) -> Command:
+        """Take a counter, seal the frame and add the ``pending`` row and its audit intent."""
+        lock, profile = target.lock, target.profile
+        seq = take_counter(lock, profile)
+        stamp = int(self.clock())
+        frame = messages.command(
+            Cmd.OPERATION, OperationType.BOLT, OPS[command], seq, stamp, profile.layout
+        )
+        row = Command(
+            lock_id=lock.id,
+            user_id=user_id,
+            idempotency_key=key,
+            command=command,
+            state=CommandState.PENDING.value,
+            seq=seq,
+            key_version=lock.key_version,
+            frame=target.codec.seal(frame),
+            frame_ts=stamp,
+            attempts=1,
+            path=path.value,
+            expires_at=expires_at,
+        )
+        session.add(row)
+        await session.flush()
+        await audit.record(
+            session,
+            ctx,
+            "lock.command.intent",
+            audit.AuditResult.OK,
+            target=f"lock:{lock.id}",
+            command=command,
+            command_id=str(row.id),
+            seq=seq,
+            path=path.value,
+        )
+        return row
+
+    def _prepared(self, row: Command, target: LockTarget, *, resend: bool) -> _Prepared:
+        lock = target.lock
+        return _Prepared(
+            row.id,
+            lock.id,
+            DeviceId.parse(lock.device_id),
+            row.command,
+            OPS[row.command],
+            row.seq,
+            row.frame,
+            target.codec,
+            target.profile,
+            resend=resend,
+            path=row.path,
+        )
+
     # ------------------------------------------------------------------ 1. intent
 
     async def _intent(
@@ -196,98 +607,34 @@ class CommandService:
         op: OperationOp,
         key: str,
     ) -> _Prepared | dict[str, Any]:
-        async with self.sessionmaker() as session, session.begin():
-            lock = await session.get(Lock, lock_id, with_for_update=True)
-            if lock is None:
-                raise NotFound("no such lock")
-            try:
-                authorize(
-                    principal,
-                    Action.LOCK_OPERATE,
-                    Resource(ResourceKind.LOCK, str(lock.id), lock.owner_id),
-                )
-            except (Forbidden, NotFound):
-                await self._denied(ctx, lock.id, command)
-                raise
-            assert principal.id is not None  # the owner is a user
-            device = await session.get(Device, lock.device_id)
-            if device is None:
-                raise NotFound("no such lock")
-            profile = Profile(device.profile)
-            lock_key = self.keystore.open(LOCK_KEY, str(lock.id), lock.lock_key_enc)
-            query = select(Command).where(
-                Command.user_id == principal.id, Command.idempotency_key == key
-            )
-            existing = (await session.execute(query)).scalar_one_or_none()
-            if existing is not None:
-                return await self._repeat(session, ctx, existing, lock, command, op, lock_key)
+        path = CommandPath.REMOTE
+        async with (
+            self._refusals_audited(ctx, lock_id, command, path),
+            self.sessionmaker() as session,
+            session.begin(),
+        ):
+            opened = await self._open(session, principal, lock_id, command, path, key, self.now())
+            target = opened.target
+            if opened.existing is not None:
+                return await self._repeat(session, ctx, opened.existing, target, command)
             if self.bus is None:
                 raise GatewayUnavailable("no gateway relay runs on this RAS node")
-            seq = self._take_counter(lock, profile)
-            frame = messages.command(
-                Cmd.OPERATION, OperationType.BOLT, op, seq, int(self.clock()), profile.layout
-            )
-            row = Command(
-                lock_id=lock.id,
-                user_id=principal.id,
-                idempotency_key=key,
-                command=command,
-                state=CommandState.PENDING.value,
-                seq=seq,
-                key_version=lock.key_version,
-                frame=FrameCodec(lock_key, profile).seal(frame),
-                attempts=1,
-            )
-            session.add(row)
-            await session.flush()
-            await audit.record(
-                session,
-                ctx,
-                "lock.command.intent",
-                audit.AuditResult.OK,
-                target=f"lock:{lock.id}",
-                command=command,
-                command_id=str(row.id),
-                seq=seq,
-            )
-            return _Prepared(
-                row.id,
-                lock.id,
-                DeviceId.parse(lock.device_id),
-                command,
-                op,
-                seq,
-                row.frame,
-                FrameCodec(lock_key, profile),
-                profile,
-                resend=False,
-            )
-
-    @staticmethod
-    def _take_counter(lock: Lock, profile: Profile) -> int:
-        seq = lock.next_counter
-        limit = MAX_SEQ_BASE if profile is Profile.BASE else MAX_COUNTER
-        if seq > limit:
-            if profile is Profile.SECURE:
-                raise Conflict("the lock key's counter is used up: rotate the lock key")
-            seq = 1  # the base profile's 16-bit sequence wraps (0 is never used)
-        lock.next_counter = seq + 1
-        return seq
+            assert principal.id is not None  # only a user's grants allow a command
+            # The row is the caller's (a guest's command is the guest's), not the owner's.
+            row = await self._new_command(session, ctx, principal.id, target, key, command, path)
+            await self._record_use(session, ctx, opened, row)
+            return self._prepared(row, target, resend=False)
 
     async def _repeat(
         self,
         session: AsyncSession,
         ctx: audit.AuditContext,
         row: Command,
-        lock: Lock,
+        target: LockTarget,
         command: str,
-        op: OperationOp,
-        lock_key: bytes,
     ) -> _Prepared | dict[str, Any]:
-        if row.command != command or row.lock_id != lock.id:
-            raise IdempotencyKeyReused(
-                "this Idempotency-Key was used for another command", command_id=str(row.id)
-            )
+        lock = target.lock
+        self._check_same(row, lock, command, CommandPath.REMOTE)
         state = CommandState(row.state)
         if state in FINAL:
             return replay(row)
@@ -315,24 +662,19 @@ class CommandService:
             command_id=str(row.id),
             seq=row.seq,
             attempt=row.attempts,
+            path=row.path,
         )
-        device = await session.get(Device, lock.device_id)
-        assert device is not None
-        profile = Profile(device.profile)
-        return _Prepared(
-            row.id,
-            lock.id,
-            DeviceId.parse(lock.device_id),
-            command,
-            op,
-            row.seq,
-            row.frame,
-            FrameCodec(lock_key, profile),
-            profile,
-            resend=True,
-        )
+        return self._prepared(row, target, resend=True)
 
-    async def _denied(self, ctx: audit.AuditContext, lock_id: uuid.UUID, command: str) -> None:
+    async def _denied(
+        self,
+        ctx: audit.AuditContext,
+        lock_id: uuid.UUID,
+        command: str,
+        reason: str,
+        path: CommandPath,
+    ) -> None:
+        """Audit a refused command (its own transaction: the intent's rolled back)."""
         async with self.sessionmaker() as session:
             await audit.record_and_commit(
                 session,
@@ -341,6 +683,8 @@ class CommandService:
                 audit.AuditResult.DENIED,
                 target=f"lock:{lock_id}",
                 command=command,
+                reason=reason,
+                path=path.value,
             )
 
     # ------------------------------------------------------------------ 2. relay
@@ -366,62 +710,39 @@ class CommandService:
     async def _outcome(
         self, ctx: audit.AuditContext, prep: _Prepared, result: tuple[Settled, str | None]
     ) -> dict[str, Any]:
+        """Write the outcome (unless the command was settled meanwhile: :func:`apply`),
+        audit it, and answer with the command's stored answer."""
         settled, gateway = result
         async with self.sessionmaker() as session, session.begin():
-            row = await session.get(Command, prep.command_id, with_for_update=True)
-            lock = await session.get(Lock, prep.lock_id, with_for_update=True)
+            lock = await lock_row(session, prep.lock_id)
+            row = await session.get(Command, prep.command_id, populate_existing=True)
             if row is None or lock is None:
                 raise NotFound("the lock was unbound while the command ran")
-            now = _now()
-            row.state, row.reason = settled.state.value, settled.reason
-            row.gateway = gateway or row.gateway
-            extensions: dict[str, Any] = {
-                "command_id": str(row.id),
-                "state": settled.state.value,
-                "reason": settled.reason,
-            }
-            if settled.state is not CommandState.UNKNOWN:
-                row.finished_at = now
-            if settled.code is None:
-                body = {
-                    "command_id": str(row.id),
-                    "lock_id": str(lock.id),
-                    "command": row.command,
-                    "state": settled.state.value,
-                    "confirmed": settled.confirmed,
-                    "bolt": settled.status.bolt.name.lower() if settled.status else None,
-                    "door": settled.status.door.name.lower() if settled.status else None,
-                    "battery": settled.status.battery if settled.status else None,
-                    "flags": settled.status.flags if settled.status else None,
-                    "finished_at": now.isoformat(),
-                }
-                row.answer_code, row.answer = None, body
-            else:
-                row.answer_code = settled.code
-                row.answer = {"detail": settled.detail, **extensions}
-            if settled.status is not None:
-                lock.bolt_state, lock.door_state = (
-                    int(settled.status.bolt),
-                    int(settled.status.door),
+            if apply(row, lock, settled, gateway, _now()):
+                if settled.state is CommandState.UNKNOWN:
+                    row.reconcile_after = self.now() + timedelta(seconds=RECONCILE_GRACE_S)
+                await audit.record(
+                    session,
+                    ctx,
+                    "lock.command",
+                    audit_result(settled.state),
+                    target=f"lock:{lock.id}",
+                    command=row.command,
+                    command_id=str(row.id),
+                    state=settled.state.value,
+                    reason=settled.reason,
+                    gateway=gateway,
+                    attempt=row.attempts,
+                    path=row.path,
                 )
-                lock.battery, lock.state_at = settled.status.battery, now
-            result_kind = {
-                CommandState.OK: audit.AuditResult.OK,
-                CommandState.REFUSED: audit.AuditResult.DENIED,
-            }.get(settled.state, audit.AuditResult.FAILED)
-            await audit.record(
-                session,
-                ctx,
-                "lock.command",
-                result_kind,
-                target=f"lock:{lock.id}",
-                command=row.command,
-                command_id=str(row.id),
-                state=settled.state.value,
-                reason=settled.reason,
-                gateway=gateway,
-                attempt=row.attempts,
-            )
+                await feed_command_outcome(session, row, lock, gateway)  # user-visible feed
+            else:
+                logger.info(
+                    "command %s was settled %s meanwhile; %s not written",
+                    row.id,
+                    row.state,
+                    settled.state.value,
+                )
             code, stored = row.answer_code, dict(row.answer or {})
         return answer_of(code, stored)  # after the commit: an error answer is raised
 
@@ -438,6 +759,7 @@ class _Prepared:
     codec: FrameCodec
     profile: Profile
     resend: bool
+    path: str = CommandPath.REMOTE.value
 
     def __repr__(self) -> str:  # keeps the codec's key and the frame out of tracebacks
         return f"_Prepared(command={self.command_id}, lock={self.lock_id}, seq={self.seq})"
@@ -456,7 +778,13 @@ def answer_of(code: str | None, answer: dict[str, Any]) -> dict[str, Any]:
 
 
 def verify(prep: _Prepared, answer: bytes) -> Settled:
-    """Open the lock's answer and check it answers *this* frame (same op and sequence)."""
+    """Open the lock's answer and check it answers *this* frame (same op and sequence).
+
+    An answer that does not verify proves nothing (state ``unknown``, reason
+    ``bad-answer``). A REPLAY refusal of bytes the lock may have seen before (a re-send,
+    or any nearby answer: the client may have written the frame twice) means the lock
+    accepted them once: ``ok``, confirmed ``replay``.
+    """
     bad = CommandState.UNKNOWN  # the lock may have acted; what came back proves nothing
     try:
         frame = prep.codec.open(answer)
@@ -470,9 +798,10 @@ def verify(prep: _Prepared, answer: bytes) -> Settled:
             reason = ReasonCode(frame.type)
         except ValueError:
             return Settled(bad, "bad-answer", GatewayBadAnswer.code, "unknown reason code")
-        if prep.resend and reason is ReasonCode.REPLAY:
+        seen_before = prep.resend or prep.path == CommandPath.NEARBY.value
+        if seen_before and reason is ReasonCode.REPLAY:
             # These bytes exist once, made by us: the lock accepted them the first time.
-            return Settled(CommandState.OK, None, None, "", confirmed="replay")
+            return Settled(CommandState.OK, None, None, "", confirmed=CONFIRMED_REPLAY)
         if prep.resend:
             return Settled(
                 CommandState.UNKNOWN,
@@ -489,4 +818,4 @@ def verify(prep: _Prepared, answer: bytes) -> Settled:
         status = StatusArgs.from_bytes(body.args)
     except FrameRejected as exc:
         return Settled(bad, "bad-answer", GatewayBadAnswer.code, f"bad status: {exc}")
-    return Settled(CommandState.OK, None, None, "", status=status, confirmed="answer")
+    return Settled(CommandState.OK, None, None, "", status=status, confirmed=CONFIRMED_ANSWER)

@@ -6,6 +6,14 @@ command whose outcome is unknown re-sends *the same bytes* (the lock answers a d
 from its replay cache instead of acting twice). ``(user_id, idempotency_key)`` is unique:
 a repeated request gets the first answer. The sealed frame is ciphertext under the lock
 key; its plaintext is never stored or logged.
+
+``path`` says who carries the frame: ``remote`` (the RAS, through a gateway) or
+``nearby`` (the client, over its own BLE link: the row is the frame handed out, usable
+until ``expires_at``). ``frame_ts`` is the frame's timestamp (the RAS clock when it was
+sealed): with the lock's timestamp window it bounds when the lock may have executed it,
+which is what the reconciliation of an ``unknown`` command reads the lock's log for
+(:mod:`heslock.ras.services.commands.reconcile`; ``reconcile_after`` is its next attempt
+and its lease, ``reconciles`` the attempts so far).
 """
 
 from __future__ import annotations
@@ -15,7 +23,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from heslock.ras.store.base import Base, UTCDateTime, new_id, utcnow
@@ -36,7 +53,8 @@ class CommandState(StrEnum):
     refused  the lock answered with an ERROR frame (its reason code is kept)
     failed   the frame provably never reached the lock (no gateway, not in range)
     unknown  the frame may have been executed, no answer came back: a retry with the
-             same Idempotency-Key re-sends the same bytes
+             same Idempotency-Key re-sends the same bytes; the reconciler settles it
+             from the lock's log (``ok``, or ``failed`` with reason ``not-executed``)
     ======== =====================================================================
     """
 
@@ -47,11 +65,22 @@ class CommandState(StrEnum):
     UNKNOWN = "unknown"
 
 
+class CommandPath(StrEnum):
+    """Who carries the command's frame to the lock."""
+
+    REMOTE = "remote"  #: the RAS, through a gateway (POST /v1/locks/{id}/commands)
+    NEARBY = "nearby"  #: the client, over its own BLE link (POST /v1/locks/{id}/frames)
+
+
 class Command(Base):
-    """One remote command to one lock (module docstring)."""
+    """One command to one lock, remote or nearby (module docstring)."""
 
     __tablename__ = "commands"
-    __table_args__ = (UniqueConstraint("user_id", "idempotency_key"),)
+    __table_args__ = (
+        UniqueConstraint("user_id", "idempotency_key"),
+        # The reconciler's sweep: unknown commands whose next attempt is due.
+        Index("ix_commands_state_reconcile_after", "state", "reconcile_after"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     lock_id: Mapped[uuid.UUID] = mapped_column(
@@ -74,6 +103,17 @@ class Command(Base):
     answer: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    path: Mapped[str] = mapped_column(
+        String(8), default=CommandPath.REMOTE.value, server_default=CommandPath.REMOTE.value
+    )
+    #: Nearby: the frame is handed out again (same key) only until then.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The sealed frame's timestamp (Unix s, uint32); None on rows older than revision 0005.
+    frame_ts: Mapped[int | None] = mapped_column(BigInteger)
+    #: ``unknown``: no reconciliation attempt before this (backoff, and the lease of the
+    #: node that is reconciling it). None: due now.
+    reconcile_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reconciles: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class LockEventRecord(Base):
@@ -95,4 +135,4 @@ class LockEventRecord(Base):
     battery: Mapped[int | None] = mapped_column(Integer)
 
 
-__all__ = ["Command", "CommandState", "LockEventRecord"]
+__all__ = ["Command", "CommandPath", "CommandState", "LockEventRecord"]
