@@ -6,8 +6,10 @@ API route and every XMPP request goes through :func:`authorize` before it acts.
 
 The policy is an explicit table ``Action -> roles that may perform it``. A principal's
 role towards a resource is derived from the resource alone (its owner) and the
-principal's admin flag; sharing roles (guest, schedule, validity window) join the table
-in a later issue. Decisions:
+principal's admin flag. What people hold on *locks* through homes and shares (roles,
+permissions, paths, validity, schedules) is decided by
+:mod:`heslock.ras.services.sharing.resolver`, which every lock route and command path
+calls; the ``LOCK_*`` rows here remain the owner/administrator baseline. Decisions:
 
 - A principal with *no* role towards an owned resource gets :class:`NotFound`, so user B
   cannot even learn that user A's lock or gateway exists. A principal who has a role
@@ -27,12 +29,35 @@ from typing import Final, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from heslock.ras.services.errors import Forbidden, NotFound
+from heslock.ras.services.sharing.policy import Path, Permission
 
 
 class PrincipalKind(StrEnum):
     USER = "user"
     GATEWAY = "gateway"
     SYSTEM = "system"  # the RAS itself (CLI maintenance, background jobs)
+
+
+@dataclass(frozen=True)
+class Integration:
+    """A third-party app acting for a user with an OAuth 2.0 access token (issue 8).
+
+    ``permissions`` is the token's scope mapped onto sharing permissions: it narrows
+    whatever the user holds (:func:`heslock.ras.services.sharing.policy.decide`'s
+    ``scope``). ``lock_ids``/``home_ids`` are the locks and homes the user let the app
+    reach on the consent page: a lock outside both is hidden from the app (404).
+    """
+
+    client_id: uuid.UUID
+    grant_id: uuid.UUID
+    scopes: frozenset[str]
+    permissions: frozenset[Permission]
+    lock_ids: frozenset[uuid.UUID] = frozenset()
+    home_ids: frozenset[uuid.UUID] = frozenset()
+
+    def reaches(self, lock_id: uuid.UUID, home_id: uuid.UUID | None) -> bool:
+        """Whether the user's narrowing lets the app near ``lock_id`` (in ``home_id``)."""
+        return lock_id in self.lock_ids or (home_id is not None and home_id in self.home_ids)
 
 
 @dataclass(frozen=True)
@@ -44,6 +69,20 @@ class Principal:
     is_admin: bool = False
     #: The UDMS session a user's access token belongs to (logout, "current session").
     session_id: uuid.UUID | None = None
+    #: Set when a third-party app acts for the user (``kind`` stays USER, ``id`` the
+    #: user's): the routes an app may call pass :attr:`path` and :attr:`scope` on to
+    #: :func:`heslock.ras.services.sharing.resolver.effective_access`.
+    integration: Integration | None = None
+
+    @property
+    def path(self) -> Path | None:
+        """``Path.INTEGRATION`` for an app; None when the route's own path applies."""
+        return Path.INTEGRATION if self.integration is not None else None
+
+    @property
+    def scope(self) -> frozenset[Permission] | None:
+        """The app's permission set (narrows even the owner); None for a person."""
+        return self.integration.permissions if self.integration is not None else None
 
     @property
     def audit_actor(self) -> str:
@@ -67,6 +106,10 @@ class ResourceKind(StrEnum):
     ACCOUNT = "account"
     AUDIT = "audit"
     REGISTRATION = "registration"  # a key negotiation in flight (DDMS)
+    HOME = "home"  # a group of locks and gateways with members (sharing, issue 7)
+    SHARE = "share"  # one grant to one person (sharing, issue 7)
+    APP = "app"  # a third-party app (OAuth 2.0 client) a user registered (issue 8)
+    APP_GRANT = "app_grant"  # what a user consented to give an app (issue 8)
 
 
 @dataclass(frozen=True)
@@ -111,6 +154,24 @@ class Action(StrEnum):
     GATEWAY_ROTATE_SECRET = "gateway.rotate_secret"  # noqa: S105 - an action name, not a secret
     # Remote control (issue 5): who turned the knob when is the owner's business only.
     LOCK_EVENTS_READ = "lock.events.read"
+    # Grouping and sharing (issue 7). These rows say what the owner and the RAS's
+    # administrators may do; home admins and share managers get their rights from
+    # shares (heslock.ras.services.sharing.policy), checked after these.
+    HOME_CREATE = "home.create"
+    HOME_READ = "home.read"
+    HOME_UPDATE = "home.update"
+    HOME_DELETE = "home.delete"
+    HOME_ARRANGE = "home.arrange"  # put the owner's locks and gateways in or out
+    SHARE_CREATE = "share.create"
+    SHARE_READ = "share.read"
+    SHARE_UPDATE = "share.update"
+    SHARE_REVOKE = "share.revoke"
+    # Third-party access (issue 8): a user's own apps and the grants they gave to apps.
+    APP_CREATE = "app.create"
+    APP_READ = "app.read"
+    APP_DELETE = "app.delete"
+    APP_GRANT_READ = "app_grant.read"
+    APP_GRANT_REVOKE = "app_grant.revoke"
 
 
 _OWNER: Final = frozenset({Role.OWNER})
@@ -144,6 +205,20 @@ POLICY: Final[dict[Action, frozenset[Role]]] = {
     Action.GATEWAY_CREATE: _OWNER,
     Action.GATEWAY_ROTATE_SECRET: _OWNER,
     Action.LOCK_EVENTS_READ: _OWNER,
+    Action.HOME_CREATE: _OWNER,
+    Action.HOME_READ: _OWNER_ADMIN,
+    Action.HOME_UPDATE: _OWNER,
+    Action.HOME_DELETE: _OWNER_ADMIN,
+    Action.HOME_ARRANGE: _OWNER,
+    Action.SHARE_CREATE: _OWNER,
+    Action.SHARE_READ: _OWNER_ADMIN,
+    Action.SHARE_UPDATE: _OWNER,
+    Action.SHARE_REVOKE: _OWNER_ADMIN,
+    Action.APP_CREATE: _OWNER,
+    Action.APP_READ: _OWNER_ADMIN,
+    Action.APP_DELETE: _OWNER_ADMIN,
+    Action.APP_GRANT_READ: _OWNER,
+    Action.APP_GRANT_REVOKE: _OWNER_ADMIN,
 }
 
 

@@ -7,7 +7,7 @@ and no registration in progress, in the same transaction as the deletion itself:
   needs a factory reset before anyone can register it again (as ``locks.unbind``);
 - each gateway is revoked: the SCS credential store stops answering for it, so it can no
   longer log in. A session it holds at that moment is ended by the gateway-session hook
-  when the XMPP endpoint is wired to it (issue 5);
+  (:class:`~heslock.ras.services.ddms.runtime.RelayGatewaySessions`);
 - each registration that has not finished ends as failed, its keys wiped.
 
 Every release is audited under the deleting user's context.
