@@ -144,6 +144,20 @@ class Settings(BaseModel):
     limits_lockout_s: int = Field(default=900, ge=10, le=86_400)
     limits_account_attempts: int = Field(default=10, ge=1, le=10_000)
     limits_address_attempts: int = Field(default=100, ge=1, le=1_000_000)
+    # Live events (heslock.ras.services.feed): user-visible events older than this are
+    # deleted by an hourly sweep on each `ras serve` node.
+    feed_retention_days: int = Field(default=90, ge=1, le=3650)
+    # Geofencing: people's location reports (personal data) are deleted this many hours
+    # after receipt (heslock.ras.services.geofence.service.purge_expired), at most 30 days.
+    location_retention_hours: int = Field(default=24, ge=1, le=720)
+    # Third-party access (OAuth 2.0, issue 8). The issuer is this server's https URL as
+    # apps see it (RFC 8414, RFC 9207 ``iss``); unset, the request's own base URL is used.
+    oauth_issuer: str | None = None
+    oauth_access_ttl_s: int = Field(default=900, ge=30, le=3600)
+    oauth_refresh_ttl_s: int = Field(default=30 * 86_400, ge=60, le=365 * 86_400)
+    #: RFC 6749 4.1.2 and RFC 9700: an authorisation code lives at most 10 minutes.
+    oauth_code_ttl_s: int = Field(default=300, ge=10, le=600)
+    oauth_ticket_ttl_s: int = Field(default=300, ge=30, le=900)
 
     @field_validator("database_url")
     @classmethod

@@ -31,15 +31,23 @@ from heslock.ras.api.routers import account as udms_account
 from heslock.ras.api.routers import audit, health
 from heslock.ras.api.routers import commands as remote_commands
 from heslock.ras.api.routers import devices as ddms_devices
+from heslock.ras.api.routers import feed as feed_routes
 from heslock.ras.api.routers import gateways as ddms_gateways
+from heslock.ras.api.routers import geofence as geofence_routes
 from heslock.ras.api.routers import locks as ddms_locks
+from heslock.ras.api.routers import oauth as oauth_routes
 from heslock.ras.api.routers import registrations as ddms_registrations
 from heslock.ras.api.routers import sessions as udms_sessions
+from heslock.ras.api.routers import sharing as sharing_routes
 from heslock.ras.keystore import Keystore
 from heslock.ras.passwords import PasswordHasher
 from heslock.ras.services.access import Authenticator
 from heslock.ras.services.ddms import accounts as ddms_accounts
 from heslock.ras.services.ddms.runtime import DdmsRuntime
+from heslock.ras.services.feed import accounts as feed_accounts
+from heslock.ras.services.geofence import service as geofence_service
+from heslock.ras.services.oauth import store as oauth_store
+from heslock.ras.services.sharing import accounts as sharing_accounts
 from heslock.ras.services.udms import Udms, UdmsAuthenticator
 from heslock.ras.settings import Settings
 from heslock.ras.store import create_engine, create_sessionmaker
@@ -68,7 +76,8 @@ def create_app(
         keystore=keystore,
         hasher=PasswordHasher.from_settings(settings),
         metrics=RasMetrics(),
-        authenticator=authenticator or UdmsAuthenticator(),
+        # Apps' access tokens (OAuth 2.0, issue 8) first; everything else as before.
+        authenticator=oauth_store.OAuthAuthenticator(authenticator or UdmsAuthenticator()),
     )
 
     @asynccontextmanager
@@ -93,8 +102,18 @@ def create_app(
     # The LockBus to the gateways (heslock.ras.relay); set by RasServer(relay=True) or a
     # test. None: remote commands answer 503 (no relay runs in this process).
     app.state.bus = None
+    # Account deletion: first the feed forgets the person's events (before their locks go).
+    app.state.udms.deletion_hooks.append(feed_accounts.release_account)
     # Account deletion revokes every grant: DDMS releases locks, gateways, registrations.
     app.state.udms.deletion_hooks.append(ddms_accounts.release_account)
+    # ... and sharing revokes the shares it gave and received, and deletes its homes.
+    app.state.udms.deletion_hooks.append(sharing_accounts.release_account)
+    # ... and geofencing deletes their location reports, suggestions and fences.
+    app.state.udms.deletion_hooks.append(geofence_service.release_account)
+    # ... and third-party access ends: their grants to apps, and their own apps.
+    app.state.udms.deletion_hooks.append(oauth_store.release_account)
+    # ... and last, the feed drops what those hooks just published about the person.
+    app.state.udms.deletion_hooks.append(feed_accounts.forget_pending)
     problems.install_handlers(app)
     # add_middleware puts each new one outside the previous: innermost first.
     app.add_middleware(BodySizeLimitMiddleware, limit=settings.limits_max_body_bytes)
@@ -107,4 +126,9 @@ def create_app(
     for ddms_router in (ddms_devices, ddms_registrations, ddms_locks, ddms_gateways):
         app.include_router(ddms_router.router)
     app.include_router(remote_commands.router)
+    app.include_router(sharing_routes.router)  # homes, members, shares, invitations (issue 7)
+    app.include_router(feed_routes.router)  # the user-visible event feed, live (issue 7)
+    app.include_router(geofence_routes.router)  # fences, location, arrivals (issue 7)
+    app.include_router(oauth_routes.router)  # OAuth 2.0 authorisation server (issue 8)
+    app.include_router(oauth_routes.apps)  # apps and the grants users gave them (issue 8)
     return app

@@ -22,6 +22,7 @@ from heslock.ras.passwords import PasswordHasher
 from heslock.ras.services import audit
 from heslock.ras.services.access import Authenticator, Principal
 from heslock.ras.services.errors import Unauthenticated
+from heslock.ras.services.oauth import gate as oauth_gate
 from heslock.ras.settings import Settings
 
 #: A bearer credential longer than this is not one of ours; refuse before any lookup.
@@ -102,6 +103,9 @@ async def current_principal(request: Request, state: StateDep, session: SessionD
             route=route,
         )
         raise Unauthenticated("the bearer token is not valid")
+    # A third-party app's token (OAuth 2.0, issue 8) reaches only the routes, scopes and
+    # locks its grant allows; for anyone else this returns at once.
+    await oauth_gate.check(session, request, principal)
     return principal
 
 

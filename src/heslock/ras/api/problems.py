@@ -70,6 +70,19 @@ _TYPES: Final = (
     ProblemType("gateway-failure", 502, "The gateway failed or answered with a bad frame"),
     ProblemType("lock-refused", 409, "The lock refused the command"),
     ProblemType("command-outcome-unknown", 409, "The command's outcome is not known"),
+    ProblemType("command-not-executed", 409, "The lock did not execute the command"),
+    ProblemType("frame-expired", 409, "The frame for this key expired"),
+    # Registration through a gateway (issue 5)
+    ProblemType("registration-in-progress", 409, "The registration is being driven right now"),
+    # Grouping and sharing (issue 7)
+    ProblemType("access-denied", 403, "The grant does not allow this now"),
+    ProblemType("share-limit-reached", 409, "The lock has the most active shares allowed"),
+    # Geofencing (issue 7)
+    ProblemType("geofence-outside", 403, "The caller is not inside the lock's geofence"),
+    ProblemType("location-stale", 403, "The latest location report is too old"),
+    ProblemType("location-inaccurate", 403, "The latest location report is not accurate enough"),
+    ProblemType("location-missing", 403, "No location report to check the geofence against"),
+    ProblemType("suggestion-not-confirmable", 409, "The arrival suggestion expired or was used"),
 )
 #: code -> problem type. The registry: add, never rename or remove.
 REGISTRY: Final[dict[str, ProblemType]] = {t.code: t for t in _TYPES}
