@@ -6,6 +6,11 @@ refused frame, an unreachable server) print one line to stderr and exit with a
 documented code, never a traceback::
 
     0 ok   2 usage / bad input   3 refused by the lock   4 not allowed   5 unreachable
+
+(130 after Ctrl-C.) The user commands (account, lock, gateway, device, profile) map the
+RAS's problem types onto these codes (``heslock.rac.errors``; docs/operations.md §8):
+not logged in, a wrong code, not found or not yours, a conflict are 4; the lock's
+refusal is 3; an unreachable server, gateway, lock or radio is 5.
 """
 
 from __future__ import annotations
@@ -44,6 +49,15 @@ def _register() -> None:
     app.command("demo")(demo.demo)
     app.add_typer(ras.app, name="ras")
     app.add_typer(bgw.app, name="bgw")
+    # The client (issue 6): user commands, and `heslock --profile NAME --json ...`.
+    from heslock.cli import account, device, gateway, lock, profile, user  # noqa: PLC0415
+
+    app.callback()(user.root_options)
+    app.add_typer(account.app, name="account")
+    app.add_typer(lock.app, name="lock")
+    app.add_typer(gateway.app, name="gateway")
+    app.add_typer(device.app, name="device")
+    app.add_typer(profile.app, name="profile")
 
 
 def main(argv: list[str] | None = None) -> int:
