@@ -4,7 +4,7 @@ Three kinds of link:
 
 ``local``
     a virtual radio on an in-process :class:`~heslock.ble.virtual.VirtualLink` (tests, and
-    ``heslock demo`` where every party runs in one process);
+    the benchmark's lock farm, where a gateway and its locks share one process);
 ``hub:HOST:PORT`` (or ``hub:unix:PATH``)
     a virtual radio on a :class:`~heslock.ble.hub.RadioHub` in another process, so locks,
     gateway and client can run as separate programs on one machine;

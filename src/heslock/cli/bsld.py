@@ -2,12 +2,13 @@
 
 ::
 
-    heslock bsld hub [--host 127.0.0.1] [--port 17000 | --unix PATH]
+    heslock bsld hub [--host 127.0.0.1] [--port 17000 | --unix PATH] [--ready-file FILE]
     heslock bsld sim --count N --profile MAKER [--secure/--base] --data-dir DIR --link LINK
+                     [--ready-file FILE]
     heslock bsld press --data-dir DIR --device ID ACTION [VALUE]
     heslock bsld status --data-dir DIR
 
-LINK is ``local`` (in-process only: useful from ``heslock demo``), ``hub:HOST:PORT`` (a
+LINK is ``local`` (in-process only: locks and nothing else on that link), ``hub:HOST:PORT`` (a
 ``heslock bsld hub`` on this machine: locks, gateway and client run as separate programs)
 or a real HCI transport passed to bumble: ``usb:0``, ``hci-socket:0``,
 ``serial:/dev/ttyUSB0,1000000`` (documented, untested here: no radio hardware).
@@ -30,11 +31,20 @@ from heslock.ble.transport import LinkKind, LinkSpec
 from heslock.ble.virtual import VirtualLink
 from heslock.bsld.peripheral import DEFAULT_ADVERTISING_INTERVAL_MS
 from heslock.bsld.sim import ACTIONS, LockSimulator, SimOptions, control_request
+from heslock.cli.readyfile import remove_ready_file, write_ready_file
 from heslock.errors import UsageError
 from heslock.protocol import Profile
 from heslock.protocol.makers import maker_by_name, makers
 
 _MAKERS = ", ".join(m.name for m in makers())
+
+ReadyFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ready-file",
+        help="Once running, write where (and which locks) here as JSON (removed on stop).",
+    ),
+]
 
 app = typer.Typer(
     help="The lock simulator (BSLD) on a real BLE stack, and the radio hub.",
@@ -72,6 +82,7 @@ def hub(
     unix: Annotated[
         Path | None, typer.Option(help="Listen on this unix socket instead of TCP.")
     ] = None,
+    ready_file: ReadyFileOpt = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the radio hub: one virtual BLE link shared by locks, gateways and clients."""
@@ -87,8 +98,19 @@ def hub(
             where = f"hub:{host}:{bound}"
         print(f"ready: --link {where}", flush=True)
         try:
+            if ready_file is not None:
+                write_ready_file(
+                    ready_file,
+                    "hub",
+                    link=where,
+                    host=None if unix is not None else host,
+                    port=radio_hub.port,
+                    unix=None if unix is None else str(unix),
+                )
             await _until_signalled()
         finally:
+            if ready_file is not None:
+                remove_ready_file(ready_file)
             await radio_hub.close()
 
     asyncio.run(run())
@@ -106,6 +128,7 @@ def sim(
     advertising_interval_ms: Annotated[float, typer.Option(help="Advertising interval.")] = (
         DEFAULT_ADVERTISING_INTERVAL_MS
     ),
+    ready_file: ReadyFileOpt = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run N simulated locks of one maker until SIGINT/SIGTERM."""
@@ -127,8 +150,21 @@ def sim(
         ids = " ".join(str(d) for d in simulator.peripherals)
         print(f"ready: {len(simulator.peripherals)} {opts.maker.name} locks: {ids}", flush=True)
         try:
+            if ready_file is not None:
+                write_ready_file(
+                    ready_file,
+                    "sim",
+                    maker=opts.maker.name,
+                    profile=opts.profile.value,
+                    link=link,
+                    data_dir=str(data_dir.absolute()),
+                    control_socket=str(simulator.socket_path.absolute()),
+                    devices=[str(d) for d in simulator.peripherals],
+                )
             await _until_signalled()
         finally:
+            if ready_file is not None:
+                remove_ready_file(ready_file)
             await simulator.stop()
             if local is not None:
                 local.close()

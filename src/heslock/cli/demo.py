@@ -1,184 +1,151 @@
-"""``heslock demo``: what heslock does today, on real parts, in one process.
+"""``heslock demo``: the whole system on one machine, then a guided tour.
 
-Three simulated locks of three makers (BLE 4.0, 4.2 and 5.0 profiles) advertise on a
-virtual Bluetooth link run by the real bumble stack (HCI, L2CAP, ATT, GATT). A central
-radio scans them, registers one through the two-stage key negotiation (the RAS side of it
-from ``heslock.protocol``; the RAS server itself arrives with issue 4/5, and then this demo
-runs the RAS, a gateway and the client as separate processes — issue 6), unlocks it, and
-receives the lock's own event when a person turns the knob.
+Starts, as separate processes on the embedded defaults, the RAS (HTTPS and XMPP), the
+radio hub, three simulated locks of three makers (:class:`heslock.demo.DemoSystem`); then
+runs the script of :mod:`heslock.demo.script` with the client SDK (account, login with a
+second factor, a gateway, one lock registered nearby and two through the gateway, an
+unlock and the lock's own event); writes the ``demo`` client profile; prints a tour of
+what to try in a second terminal; and keeps everything running until Ctrl-C (or SIGTERM),
+then stops every process cleanly.
 
-``--once`` runs the script and exits 0 on success, non-zero on any failure (tests use it).
+``--once`` runs the script and exits: 0 on success, 1 with a one-line reason on stderr
+(after the end of the failing process's log) on failure, 130 when interrupted.
+
+The run lives in ``--data-dir`` (default ``$XDG_STATE_HOME/heslock/demo``), wiped at
+start and locked for the run (:mod:`heslock.demo.datadir`), so the tour's paths are
+stable and stay valid while the demo runs; its logs stay there afterwards.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import tempfile
-import time
-from collections.abc import Callable
+import signal
 from pathlib import Path
+from typing import Annotated, Final
 
 import typer
 from rich.console import Console
 
-from heslock.ble.central import FrameCentral, FrameLink
-from heslock.ble.virtual import VirtualLink
-from heslock.bsld import SimulatedLock
-from heslock.bsld.manufacturer import generate
-from heslock.bsld.peripheral import LockPeripheral
 from heslock.errors import HeslockError
-from heslock.protocol import (
-    BoltState,
-    Cmd,
-    Direction,
-    EventType,
-    FrameCodec,
-    OpBody,
-    OperationOp,
-    OperationType,
-    Profile,
-    RasKeyNegotiation,
-    ReasonCode,
-    StatusArgs,
-    decode_body,
-    messages,
-)
-from heslock.protocol.makers import makers
 
-#: How long the demo waits for any one radio step before it calls the run failed.
-STEP_TIMEOUT_S = 10.0
-CENTRAL_ADDRESS = "C0:DE:00:00:00:01"
+EXIT_FAILED: Final = 1
+EXIT_INTERRUPTED: Final = 130
+#: The client profile the demo writes (``heslock --profile demo ...``).
+PROFILE: Final = "demo"
 
 
 def demo(
-    once: bool = typer.Option(False, "--once", help="Run the script once and exit."),
+    once: Annotated[
+        bool, typer.Option("--once", help="Run the scripted part, then stop and exit.")
+    ] = False,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            help="Where the run lives (wiped at start) [$XDG_STATE_HOME/heslock/demo].",
+        ),
+    ] = None,
 ) -> None:
-    """Run heslock on its embedded defaults (today: locks and a central on a virtual link)."""
-    # No emoji or markup guessing: ':cd:' in a device address is not a compact disc.
-    console = Console(emoji=False, highlight=False)
-    with tempfile.TemporaryDirectory(prefix="heslock-demo-") as tmp:
-        try:
-            asyncio.run(_run(console, Path(tmp), once=once))
-        except (HeslockError, TimeoutError) as exc:
-            console.print(f"[red]demo failed:[/] {exc}")
-            raise typer.Exit(1) from exc
-        except KeyboardInterrupt:
-            console.print("stopped")
+    """Run RAS, gateway and three locks on this machine, show them working, give a tour."""
+    from heslock.demo.datadir import default_data_dir  # noqa: PLC0415  (keeps --help fast)
+
+    # No emoji or markup guessing (':cd:' in an address is not a compact disc); no hard
+    # wrapping of long lines when the output is a pipe or a log.
+    console = Console(emoji=False, highlight=False, soft_wrap=True)
+    where = data_dir if data_dir is not None else default_data_dir()
+    code = asyncio.run(_main(console, where, once=once))
+    if code:
+        raise typer.Exit(code)
 
 
-async def _run(console: Console, data_dir: Path, *, once: bool) -> None:
-    console.print("[bold]heslock demo[/] — real BLE stack (bumble) on a virtual link\n")
-    link = VirtualLink()
-    peripherals: list[LockPeripheral] = []
-    central: FrameCentral | None = None
+async def _main(console: Console, where: Path, *, once: bool) -> int:
+    """Claim the directory, run, and turn every ending into an exit code."""
+    from heslock.demo import DemoError  # noqa: PLC0415
+    from heslock.demo.datadir import claim  # noqa: PLC0415
+
+    interrupted = _on_signals(console)
     try:
-        for maker in makers():
-            record = generate(
-                1, maker.name, maker.models[0].name, ble_version=maker.ble_version.value
-            )[0]
-            lock = SimulatedLock(
-                record.identity(), state_path=data_dir / f"{record.device_id}.json"
-            )
-            lock.press_registration_button(time.time())  # the installer's button press
-            device = link.create_device(maker.name, record.device_id.colon)
-            peripheral = LockPeripheral(lock, maker, device)
-            await peripheral.start()
-            peripherals.append(peripheral)
-        radio = link.create_device("central", CENTRAL_ADDRESS)
-        await radio.power_on()
-        central = FrameCentral(radio)
-        await _scan(console, central, peripherals)
-        await _register_and_operate(console, central, peripherals[0])
-        if not once:
-            console.print("\nPress Ctrl-C to stop.")
-            await asyncio.Event().wait()
+        with claim(where) as data_dir:
+            return await _run(console, data_dir, once=once)
+    except asyncio.CancelledError:
+        if not interrupted:
+            raise
+        task = asyncio.current_task()
+        while task is not None and task.cancelling():
+            task.uncancel()  # handled: the signals asked for exactly this ending
+        console.print("stopped")
+        return EXIT_INTERRUPTED if once else 0
+    except (HeslockError, OSError) as exc:
+        errors = Console(stderr=True, emoji=False, highlight=False, soft_wrap=True)
+        details = exc.details if isinstance(exc, DemoError) else ""
+        if details:
+            errors.print(details, markup=False, style="dim")
+        errors.print(f"[red]heslock demo failed:[/] {_one_line(exc)}")
+        return EXIT_FAILED
     finally:
-        if central is not None:
-            await central.close()
-        for peripheral in peripherals:
-            await peripheral.stop()
-        link.close()
+        _restore_signals()
 
 
-async def _scan(console: Console, central: FrameCentral, peripherals: list[LockPeripheral]) -> None:
-    console.print("[bold]1. Discovery[/] (advertising data decoded by the central)")
-    for peripheral in peripherals:
-        seen = await central.scan_for(STEP_TIMEOUT_S, device_id=peripheral.lock.identity.device_id)
-        ad = seen.found.advert
+async def _run(console: Console, data_dir: Path, *, once: bool) -> int:
+    from heslock.demo import DemoSystem  # noqa: PLC0415
+    from heslock.demo.profile import demo_profile  # noqa: PLC0415
+    from heslock.demo.script import EMAIL, Narrator, run_script  # noqa: PLC0415
+    from heslock.demo.tour import show_processes, show_tour  # noqa: PLC0415
+    from heslock.rac import MemoryTokenStore  # noqa: PLC0415
+
+    console.print(f"[bold]heslock demo[/] — the whole system on this machine ({data_dir})")
+    say = Narrator(console)
+    say.step("Start-up: every part its own process")
+    async with DemoSystem(data_dir) as system:
+        show_processes(say, system)
+        if once:  # nobody follows on: the session stays in memory
+            await run_script(system, say, MemoryTokenStore())
+            console.print("\n[green]demo complete[/]: stopping every process")
+            return 0
+        with demo_profile(PROFILE, system, EMAIL) as (profiles, tokens):
+            result = await run_script(system, say, tokens)
+            show_tour(console, system, result, PROFILE, profiles)
+            failed = await system.wait_any_exit()
         console.print(
-            f"   {seen.found.name}  {ad.device_id.colon}  company 0x{ad.company_id:04X}  "
-            f"BLE {ad.ble_version.value}  {ad.profile.value}  bound={ad.bound}  "
-            f"battery {ad.battery}%"
+            f"[red]{failed.name} stopped on its own[/] (exit code {failed.process.returncode});"
+            f" its log: {failed.log}. Stopping the rest."
         )
+        return EXIT_FAILED
 
 
-async def _register_and_operate(
-    console: Console, central: FrameCentral, peripheral: LockPeripheral
-) -> None:
-    identity = peripheral.lock.identity
-    now = int(time.time())
-    link = await asyncio.wait_for(
-        central.connect(identity.device_id.colon, peripheral.maker), STEP_TIMEOUT_S
-    )
-    events: asyncio.Queue[bytes] = asyncio.Queue()
-    link.add_listener(events.put_nowait)
-    console.print(f"\n[bold]2. Registration[/] of {identity.device_id} (MTU {link.mtu})")
-    neg = RasKeyNegotiation.start(
-        identity.device_id, identity.profile, identity.factory_key, 1, now
-    )
-    for name, wire in zip(
-        ("stage a, key part 1", "stage a, key part 2"), neg.stage_a_frames(now), strict=True
-    ):
-        phase = neg.receive(await _request(link, wire), now)
-        console.print(f"   {name}: {wire.hex()} -> {phase.value}")
-    commit = neg.commit_frame(now)
-    phase = neg.receive(await _request(link, commit), now)
-    console.print(f"   stage b, commit:    {commit.hex()} -> {phase.value}")
-    codec, seq = FrameCodec(neg.record.new_key, identity.profile), neg.record.next_counter
-
-    console.print("\n[bold]3. Unlock[/] with a frame under the new lock key")
-    unlock = messages.command(
-        Cmd.OPERATION,
-        OperationType.BOLT,
-        OperationOp.UNLOCK,
-        seq,
-        int(time.time()),
-        identity.profile.layout,
-    )
-    status = _status(codec, identity.profile, await _request(link, codec.seal(unlock)))
-    console.print(f"   the lock answers: bolt {status.bolt.name}, door {status.door.name}")
-    if status.bolt is not BoltState.UNLOCKED:
-        raise HeslockError(f"the lock did not unlock (bolt {status.bolt.name})")
-    await _drain(events)  # the REMOTE_OPERATION event of that unlock
-
-    console.print("\n[bold]4. A person turns the knob[/]: the lock's own event arrives")
-    peripheral.press(_turn_knob(peripheral.lock, BoltState.LOCKED))
-    event = codec.open(await asyncio.wait_for(events.get(), STEP_TIMEOUT_S))
-    body = decode_body(event, Direction.FROM_LOCK, identity.profile)
-    assert isinstance(body, OpBody)
-    kind, bolt = EventType(event.type).name, BoltState(body.op).name
-    console.print(f"   event {kind}: bolt {bolt} (the lock's event counter {body.seq})")
-    await link.close()
+_HANDLED: Final = (signal.SIGINT, signal.SIGTERM)
 
 
-def _turn_knob(lock: SimulatedLock, to: BoltState) -> Callable[[float], None]:
-    return lambda host_time: lock.turn_knob(to, host_time)
+def _on_signals(console: Console) -> list[int]:
+    """Ctrl-C or SIGTERM cancel the demo's task: the teardown then stops every process.
+
+    A second one while stopping cancels again: the teardown then kills what is left
+    (heslock.demo.children.stop_all). Returns the list of signals received.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    received: list[int] = []
+
+    def handle(signum: int) -> None:
+        received.append(signum)
+        if len(received) == 1:
+            console.print("\nstopping every process ...")
+        else:
+            console.print("\nstopping at once (killing what is left) ...")
+        if task is not None:
+            task.cancel()
+
+    for sig in _HANDLED:
+        loop.add_signal_handler(sig, handle, sig)
+    return received
 
 
-async def _request(link: FrameLink, wire: bytes) -> bytes:
-    return await asyncio.wait_for(link.request(wire), STEP_TIMEOUT_S)
+def _restore_signals() -> None:
+    loop = asyncio.get_running_loop()
+    for sig in _HANDLED:
+        loop.remove_signal_handler(sig)
 
 
-def _status(codec: FrameCodec, profile: Profile, wire: bytes) -> StatusArgs:
-    frame = codec.open(wire)
-    if frame.group == Cmd.ERROR:
-        raise HeslockError(f"the lock refused: {ReasonCode(frame.type).name}")
-    body = decode_body(frame, Direction.FROM_LOCK, profile)
-    assert isinstance(body, OpBody)
-    return StatusArgs.from_bytes(body.args)
-
-
-async def _drain(queue: asyncio.Queue[bytes]) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(queue.get(), STEP_TIMEOUT_S)
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]

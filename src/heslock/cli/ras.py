@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
+from heslock.cli.readyfile import remove_ready_file, write_ready_file
 from heslock.errors import UsageError
 
 app = typer.Typer(
@@ -143,6 +145,13 @@ def serve(
         int | None,
         typer.Option(help="XMPP port for gateways, direct TLS, XEP-0368 (0: any free port)."),
     ] = None,
+    ready_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--ready-file",
+            help="Once serving, write the bound URL and ports here as JSON (removed on stop).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the RAS HTTPS API and the XMPP endpoint for gateways until SIGINT or SIGTERM."""
     from heslock.ras.bootstrap import require_initialised  # noqa: PLC0415
@@ -179,9 +188,44 @@ def serve(
             where = f"{settings.xmpp_host}:{server.relay.port}"
             typer.echo(f"heslock ras: gateways (XMPP, STARTTLS) on {where}")
         sys.stdout.flush()
-        await server.wait()
+        try:
+            if ready_file is not None:
+                _write_ready(ready_file, settings, server)
+            await server.wait()
+        finally:
+            if ready_file is not None:
+                remove_ready_file(ready_file)
 
-    asyncio.run(run())
+    if ready_file is None:
+        asyncio.run(run())
+        return
+    # uvicorn re-raises the SIGTERM it shut down on; under the default disposition that
+    # kills the process before the ready file is removed. Hold it until run() has
+    # cleaned up, then raise it again as before (same exit status for a supervisor).
+    held: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: held.append(signum))
+    try:
+        asyncio.run(run())
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if held:
+        signal.raise_signal(signal.SIGTERM)
+
+
+def _write_ready(path: Path, settings: Any, server: Any) -> None:
+    """``--ready-file``: where the served RAS listens (heslock.cli.readyfile)."""
+    ports = server.relay.endpoint.ports if server.relay is not None else {}
+    write_ready_file(
+        path,
+        "ras",
+        https_url=server.url,
+        data_dir=str(settings.data_dir),
+        ca_file=str(settings.tls_ca),
+        domain=settings.domain,
+        xmpp_host=settings.xmpp_host,
+        xmpp_port=ports.get("starttls"),
+        xmpp_direct_tls_port=ports.get("direct_tls"),
+    )
 
 
 devices_app = typer.Typer(
