@@ -29,8 +29,12 @@ $(STAMP): $(LOCK) pyproject.toml
 demo: $(STAMP)
 	$(BIN)/heslock demo
 
+# Two pytest-xdist workers: most integration tests wait on sockets, radios and child
+# processes, so two share the two cores well (one worker alone took 13.5 min).
+# `make test TEST_WORKERS=0` runs everything in one process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench tools
