@@ -18,6 +18,8 @@ import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from heslock.ras.api import create_app
@@ -68,6 +70,14 @@ def _add_test_routes(app: FastAPI) -> None:
     async def audited_then_fails(marker: str, session: SessionDep, ctx: AuditDep) -> None:
         await audit.record(session, ctx, "test.action", audit.AuditResult.OK, marker=marker)
         raise Conflict("the action failed after its audit record was added")
+
+    @app.get("/test/pool-exhausted")
+    async def pool_exhausted() -> None:
+        raise PoolTimeout("QueuePool limit of size 5 overflow 10 reached, secret=xyz")
+
+    @app.get("/test/database-locked")
+    async def database_locked() -> None:
+        raise OperationalError("UPDATE users SET secret='xyz'", {}, Exception("database is locked"))
 
     @app.get("/test/whoami")
     async def whoami(principal: PrincipalDep) -> dict[str, str]:
@@ -282,3 +292,14 @@ async def test_a_forwarded_for_header_is_not_believed_without_a_trusted_proxy(ra
     _assert_problem(bad, 401, "unauthenticated")
     denied = [r for r in await ras.audit_rows() if r.action == "auth.bearer"]
     assert [r.source_ip for r in denied] == ["127.0.0.1"]
+
+
+@pytest.mark.parametrize("route", ["/test/pool-exhausted", "/test/database-locked"])
+async def test_database_overload_is_503_with_retry_after_and_no_detail_leak(
+    ras: Ras, route: str
+) -> None:
+    response = await ras.client.get(route)
+    body = _assert_problem(response, 503, "unavailable")
+    assert response.headers["retry-after"] == "1"
+    assert "xyz" not in response.text
+    assert "secret" not in str(body)

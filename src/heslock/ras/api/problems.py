@@ -17,7 +17,8 @@ from typing import Any, Final
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from heslock.ras.services.errors import ServiceError
@@ -172,6 +173,30 @@ async def _integrity_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+#: Seconds a client should wait before retrying after a database outage or overload.
+DATABASE_RETRY_AFTER_S: Final = 1
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # The pool is exhausted (sqlalchemy TimeoutError), the database is unreachable, busy
+    # ("database is locked" after SQLite's busy timeout) or chose this transaction as a
+    # deadlock victim (OperationalError): transient, so 503 with Retry-After, not 500. The
+    # message may quote SQL or values: the log gets the type only.
+    orig = getattr(exc, "orig", None)
+    log.warning(
+        "database unavailable on %s %s: %s",
+        request.method,
+        request.url.path,
+        type(orig if orig is not None else exc).__name__,
+    )
+    return problem_response(
+        "unavailable",
+        "the database is busy or unreachable: retry shortly",
+        instance=request.url.path,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response("internal", instance=request.url.path)
@@ -182,4 +207,6 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(PoolTimeout, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected)
