@@ -15,6 +15,9 @@ refusal is 3; an unreachable server, gateway, lock or radio is 5.
 
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
 import sys
 
 import typer
@@ -60,8 +63,33 @@ def _register() -> None:
     app.add_typer(profile.app, name="profile")
 
 
+#: Set by a supervising parent (``heslock demo``) to its own PID: the child asks the kernel
+#: to send it SIGTERM when that parent dies, so a demo killed with SIGKILL leaves no
+#: orphans (its children run in sessions of their own, so no terminal signal reaches them).
+DIE_WITH_PARENT_ENV = "HESLOCK_DIE_WITH_PARENT"
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent() -> None:
+    """Honour :data:`DIE_WITH_PARENT_ENV` (Linux; elsewhere the variable is ignored).
+
+    The variable is removed first, so nothing this process starts inherits it. If the
+    parent is already gone when the request is made (it died between fork and here), the
+    process ends at once instead of running as an orphan.
+    """
+    value = os.environ.pop(DIE_WITH_PARENT_ENV, None)
+    if value is None or not sys.platform.startswith("linux") or not value.isdigit():
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+        return  # not permitted here: the parent still stops it by PID as before
+    if os.getppid() != int(value):
+        raise SystemExit(0)  # the parent died before the request: it no longer wants us
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point. Turns every expected failure into one line and an exit code."""
+    die_with_parent()
     _register()
     try:
         # standalone_mode=False: typer returns the exit code of typer.Exit instead of exiting

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from heslock.cli import DIE_WITH_PARENT_ENV
 from heslock.cli.readyfile import read_ready_file
 from heslock.errors import HeslockError
 
@@ -182,7 +183,9 @@ async def spawn(
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE if stdout_pipe else fd,
             stderr=fd,
-            env=dict(env),
+            # Its own session (Ctrl-C reaches the demo alone), and it dies with the demo
+            # even when the demo is killed outright (heslock.cli.die_with_parent).
+            env={**env, DIE_WITH_PARENT_ENV: str(os.getpid())},
             start_new_session=True,
         )
     except OSError as exc:
