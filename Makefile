@@ -52,9 +52,13 @@ vectors: $(STAMP)
 
 # Compile on the OLDEST supported interpreter (3.11.2 here), so that dependencies behind
 # version markers (async-timeout below 3.11.3) are in the lock for every 3.11 build.
+# pip-tools runs from a throw-away venv (.lockenv) on that interpreter, so the project's own
+# venv and the system Python stay untouched.
 lock:
-	$(PYTHON) -m piptools compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+	@test -x .lockenv/bin/python || $(PYTHON) -m venv .lockenv
+	.lockenv/bin/python -m pip install --quiet --disable-pip-version-check pip-tools
+	.lockenv/bin/python -m piptools compile --quiet --generate-hashes --strip-extras --allow-unsafe \
 		--no-emit-index-url --no-emit-find-links --extra dev -o $(LOCK) pyproject.toml
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .lockenv .pytest_cache .mypy_cache .ruff_cache .hypothesis
