@@ -203,6 +203,44 @@ async def _arrangeable(
     return rights.home
 
 
+async def _place(
+    session: AsyncSession,
+    ctx: audit.AuditContext,
+    placed: HomeLock | HomeGateway | None,
+    new: HomeLock | HomeGateway,
+    action: str,
+    **what: str,
+) -> None:
+    """Put a lock or gateway in ``new.home_id``: ``placed`` is where it is now (moved out
+    of any other home; nothing happens, nothing is audited, if it is there already)."""
+    previous = placed.home_id if placed is not None else None
+    if previous == new.home_id:
+        return
+    if placed is None:
+        session.add(new)
+    else:
+        placed.home_id, placed.added_at = new.home_id, new.added_at
+    await session.flush()
+    await audit.record(
+        session, ctx, action, audit.AuditResult.OK, target=f"home:{new.home_id}",
+        previous_home=str(previous) if previous else None, **what,
+    )  # fmt: skip
+
+
+async def _unplace(
+    session: AsyncSession,
+    ctx: audit.AuditContext,
+    placed: HomeLock | HomeGateway,
+    action: str,
+    **what: str,
+) -> None:
+    """Take a lock or gateway out of its home (``placed``), audited."""
+    home_id = placed.home_id
+    await session.delete(placed)
+    await session.flush()
+    await audit.record(session, ctx, action, audit.AuditResult.OK, target=f"home:{home_id}", **what)
+
+
 async def add_lock(
     session: AsyncSession,
     principal: Principal,
@@ -217,18 +255,8 @@ async def add_lock(
     if lock is None or lock.owner_id != home.owner_id:
         raise NotFound("no such lock among the home owner's locks")
     placed = await session.get(HomeLock, lock.id, with_for_update=True)
-    previous = placed.home_id if placed is not None else None
-    if placed is None:
-        session.add(HomeLock(lock_id=lock.id, home_id=home.id, added_at=now))
-    elif placed.home_id != home.id:
-        placed.home_id = home.id
-        placed.added_at = now
-    if previous != home.id:
-        await session.flush()
-        await audit.record(
-            session, ctx, "home.lock_add", audit.AuditResult.OK, target=f"home:{home.id}",
-            lock=str(lock.id), previous_home=str(previous) if previous else None,
-        )  # fmt: skip
+    new = HomeLock(lock_id=lock.id, home_id=home.id, added_at=now)
+    await _place(session, ctx, placed, new, "home.lock_add", lock=str(lock.id))
     return await detail(session, await home_rights(session, principal, home.id, now))
 
 
@@ -245,12 +273,7 @@ async def remove_lock(
     placed = await session.get(HomeLock, lock_id, with_for_update=True)
     if placed is None or placed.home_id != home.id:
         raise NotFound("no such lock in this home")
-    await session.delete(placed)
-    await session.flush()
-    await audit.record(
-        session, ctx, "home.lock_remove", audit.AuditResult.OK, target=f"home:{home.id}",
-        lock=str(lock_id),
-    )  # fmt: skip
+    await _unplace(session, ctx, placed, "home.lock_remove", lock=str(lock_id))
 
 
 async def add_gateway(
@@ -266,18 +289,8 @@ async def add_gateway(
     if gateway is None or gateway.owner_id != home.owner_id or gateway.revoked_at is not None:
         raise NotFound("no such gateway among the home owner's gateways")
     placed = await session.get(HomeGateway, gateway.id, with_for_update=True)
-    previous = placed.home_id if placed is not None else None
-    if placed is None:
-        session.add(HomeGateway(gateway_id=gateway.id, home_id=home.id, added_at=now))
-    elif placed.home_id != home.id:
-        placed.home_id = home.id
-        placed.added_at = now
-    if previous != home.id:
-        await session.flush()
-        await audit.record(
-            session, ctx, "home.gateway_add", audit.AuditResult.OK, target=f"home:{home.id}",
-            gateway=str(gateway.id), previous_home=str(previous) if previous else None,
-        )  # fmt: skip
+    new = HomeGateway(gateway_id=gateway.id, home_id=home.id, added_at=now)
+    await _place(session, ctx, placed, new, "home.gateway_add", gateway=str(gateway.id))
     return await detail(session, await home_rights(session, principal, home.id, now))
 
 
@@ -293,9 +306,4 @@ async def remove_gateway(
     placed = await session.get(HomeGateway, gateway_id, with_for_update=True)
     if placed is None or placed.home_id != home.id:
         raise NotFound("no such gateway in this home")
-    await session.delete(placed)
-    await session.flush()
-    await audit.record(
-        session, ctx, "home.gateway_remove", audit.AuditResult.OK, target=f"home:{home.id}",
-        gateway=str(gateway_id),
-    )  # fmt: skip
+    await _unplace(session, ctx, placed, "home.gateway_remove", gateway=str(gateway_id))
