@@ -144,6 +144,7 @@ FULL_PLAN: Final = Plan(closed_s=15.0, paced_s=30.0)
     floors=(
         Floor("closed/1", "p99", "<=", 25, "issue 5"),
         Floor("paced/50", "p99", "<=", 25, "issue 5"),
+        Floor("paced/10", "p99", "<=", 25, "issue 9"),
     ),
 )
 def run(ctx: BenchContext) -> list[Measurement]:

@@ -24,6 +24,7 @@ from heslock.ras.services.access import Authenticator, Principal
 from heslock.ras.services.errors import Unauthenticated
 from heslock.ras.services.oauth import gate as oauth_gate
 from heslock.ras.settings import Settings
+from heslock.ras.store.engine import inline_reads
 
 #: A bearer credential longer than this is not one of ours; refuse before any lookup.
 MAX_CREDENTIAL_LEN: Final = 4096
@@ -89,7 +90,8 @@ async def current_principal(request: Request, state: StateDep, session: SessionD
         reason = "oversized"
     principal = None
     if reason is None:
-        principal = await state.authenticator.authenticate(session, credential.strip())
+        with inline_reads(state.sessionmaker):  # point lookups (heslock.ras.store.engine)
+            principal = await state.authenticator.authenticate(session, credential.strip())
         reason = None if principal is not None else "invalid"
     if principal is None:
         state.metrics.auth_failures.labels("bearer", reason or "invalid").inc()

@@ -66,6 +66,22 @@ async def record(
 
     The caller's unit of work commits it together with the action.
     """
+    entry = stage(session, context, action, result, target, **details)
+    await session.flush()
+    return entry
+
+
+def stage(
+    session: AsyncSession,
+    context: AuditContext,
+    action: str,
+    result: AuditResult,
+    target: str | None = None,
+    **details: Any,
+) -> AuditRecord:
+    """:func:`record` without the flush: the record is written by the transaction's next
+    flush or its commit (one flush less on a hot path that does not need the id; just as
+    durable: the same commit writes it, or nothing is written)."""
     bad = FORBIDDEN_DETAIL_KEYS & {k.lower() for k in details}
     if bad:
         raise ValueError(f"audit details may not carry {sorted(bad)}")
@@ -83,7 +99,6 @@ async def record(
         details=json.loads(encoded),
     )
     session.add(entry)
-    await session.flush()
     log.info("audit %s %s %s -> %s", context.actor, action, target or "-", result.value)
     return entry
 

@@ -32,7 +32,7 @@ from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from heslock.ras.api.deps import BEARER, AuditDep, PrincipalDep, SessionDep, StateDep
 from heslock.ras.api.routers.devices import RuntimeDep
@@ -42,6 +42,7 @@ from heslock.ras.services.commands.service import CommandService, check_idempote
 from heslock.ras.services.errors import InvalidInput, NotFound, ServiceError
 from heslock.ras.services.sharing.policy import LockAction, Path
 from heslock.ras.services.sharing.resolver import effective_access
+from heslock.ras.store.engine import inline_reads
 from heslock.ras.store.models import Lock, LockEventRecord
 
 router = APIRouter(prefix="/v1", tags=["commands"], dependencies=BEARER)
@@ -125,14 +126,18 @@ class EventView(BaseModel):
         )
 
 
-async def end_request_transaction(session: AsyncSession) -> None:
+async def end_request_transaction(
+    session: AsyncSession, sessions: async_sessionmaker[AsyncSession]
+) -> None:
     """End the request's own transaction (authentication read through it) before the
     command service runs its own short transactions: held across the relay it kept a
     pooled connection per command in flight, and at pool size + overflow concurrent
     commands every connection was held by a request waiting for another one (a deadlock
-    until the pool timeout; docs/benchmarks.md)."""
-    await session.commit()
-    await session.close()
+    until the pool timeout; docs/benchmarks.md). It only read: ending it is no I/O, so it
+    runs inline (:func:`heslock.ras.store.engine.inline_reads`)."""
+    with inline_reads(sessions):
+        await session.commit()
+        await session.close()
 
 
 @router.post("/locks/{lock_id}/commands", summary="Operate a lock (unlock, lock, status)")
@@ -147,7 +152,7 @@ async def post_command(
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> CommandView:
     key = check_idempotency_key(idempotency_key)
-    await end_request_transaction(session)
+    await end_request_transaction(session, state.sessionmaker)
     service = CommandService(
         state.sessionmaker, state.keystore, request.app.state.bus, request.app.state.ddms.clock
     )
@@ -181,7 +186,7 @@ async def post_nearby_frame(
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> NearbyFrameView:
     key = check_idempotency_key(idempotency_key)
-    await end_request_transaction(session)
+    await end_request_transaction(session, state.sessionmaker)
     service = NearbyCommands(state.sessionmaker, state.keystore, None, request.app.state.ddms.clock)
     view = await service.issue(principal, ctx, lock_id, body.command, key)
     return NearbyFrameView.model_validate(view)
@@ -202,7 +207,7 @@ async def post_nearby_answer(
     ctx: AuditDep,
 ) -> CommandView:
     wire = decode_frame(body.frame)
-    await end_request_transaction(session)
+    await end_request_transaction(session, state.sessionmaker)
     service = NearbyCommands(state.sessionmaker, state.keystore, None, request.app.state.ddms.clock)
     answer = await service.answer(principal, ctx, lock_id, command_id, wire)
     return CommandView.model_validate(answer)

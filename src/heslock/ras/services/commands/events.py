@@ -45,6 +45,7 @@ from heslock.ras.keystore import LOCK_KEY, Keystore, SecretRejected
 from heslock.ras.relay import LockBus, LockEventNotice, Unsubscribe
 from heslock.ras.services.ddms.runtime import Clock
 from heslock.ras.services.feed.publish import lock_event_kind, publish
+from heslock.ras.store.engine import write_gate
 from heslock.ras.store.models import Device, FeedPath, Lock, LockEventRecord
 
 logger = logging.getLogger(__name__)
@@ -164,19 +165,23 @@ class EventIngest:
     async def handle(self, notice: LockEventNotice) -> bool:
         """Verify and store one event; True if stored."""
         now = int(self.clock())
-        async with self.sessionmaker() as session, session.begin():
-            query = select(Lock).where(Lock.device_id == notice.lock.hex)
-            lock = (await session.execute(query)).scalar_one_or_none()
-            device = await session.get(Device, notice.lock.hex)
-            if lock is None or device is None:
+        async with write_gate(self.sessionmaker), self.sessionmaker() as session, session.begin():
+            query = (
+                select(Lock, Device.profile)
+                .join(Device, Device.device_id == Lock.device_id)
+                .where(Lock.device_id == notice.lock.hex)
+            )
+            found = (await session.execute(query)).first()
+            if found is None:
                 logger.info("event for %s, which is not a bound lock: dropped", notice.lock)
                 return False
+            lock, profile = found
             try:
                 key = self.keystore.open(LOCK_KEY, str(lock.id), lock.lock_key_enc)
             except SecretRejected:
                 logger.exception("lock %s: its key envelope does not open", lock.id)
                 return False
-            acceptor = self._acceptor(lock, key, Profile(device.profile))
+            acceptor = self._acceptor(lock, key, Profile(profile))
             verdict = acceptor.accept(notice.frame, now)
             if not isinstance(verdict, Accepted):
                 logger.warning(
