@@ -7,4 +7,4 @@ run and of the sections in docs/benchmarks.md.
 
 from typing import Final
 
-MODULES: Final = ("bench.suite.frame_path", "bench.suite.e2e_commands")
+MODULES: Final = ("bench.suite.frame_path", "bench.suite.e2e_commands", "bench.suite.xmpp_scale")

@@ -51,7 +51,10 @@ new one primed with a synthetic root carrying the same declarations. Whether exp
 buffers a partial construct (``<iq a='...``) is invisible from outside, so :meth:`shed`
 first feeds a probe element: only if exactly that element comes back complete was the
 parser clean; otherwise the peer has stalled mid-construct for a whole idle period and
-:meth:`shed` says so (the session then ends the stream).
+:meth:`shed` says so (the session then ends the stream). A shed stream keeps only the
+synthetic root, shared between streams whose headers declared the same namespaces (every
+gateway's do: one bytes object for thousands of idle sessions, a bounded table), and no
+target object of its own.
 
 A stream restart (after STARTTLS, RFC 6120 section 5.4.3.3, and after SASL, section 6.4.6)
 means a fresh document: make a new :class:`StreamParser`; the old one is discarded together
@@ -92,6 +95,9 @@ _PROBE = b"<probe xmlns='urn:heslock:xmpp:probe'/>"
 #: Granularity of the byte count (see the module docstring): small enough that a refused
 #: stanza costs little, large enough that a full TLS record (16 KiB) is 4 expat calls.
 FEED_SLICE: Final = 4096
+#: Distinct synthetic roots shared between shed streams; past this a root is not shared
+#: (a peer choosing unusual prefixes cannot grow the table).
+MAX_SHARED_ROOTS: Final = 64
 
 NS_XML: Final = "http://www.w3.org/XML/1998/namespace"
 STREAM_TAG: Final = f"{{{NS_STREAMS}}}stream"
@@ -231,6 +237,22 @@ class _Target:
         return None
 
 
+#: The target a shed stream reports its depth from (1: between stanzas). Nothing feeds
+#: it: :meth:`StreamParser.feed` revives a shed stream with a target of its own first.
+_SHED_TARGET: Final = _Target(0)
+_SHED_TARGET.depth = 1
+_shared_roots: dict[bytes, bytes] = {}
+
+
+def _shared_root(root: bytes) -> bytes:
+    shared = _shared_roots.get(root)
+    if shared is not None:
+        return shared
+    if len(_shared_roots) < MAX_SHARED_ROOTS:
+        _shared_roots[root] = root
+    return root
+
+
 def _looks_like_bad_utf8(chunk: bytes) -> bool:
     """Whether ``chunk`` holds invalid UTF-8 (ignoring a character split at either edge)."""
     start = 0
@@ -306,7 +328,8 @@ class StreamParser:
         )
         self._parser = None
         if clean:
-            self._shed = self._synthetic_root()
+            self._shed = _shared_root(self._synthetic_root())
+            self._target = _SHED_TARGET
             self._pending = 0
         return clean
 

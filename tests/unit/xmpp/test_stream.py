@@ -257,6 +257,22 @@ def test_shed_idle_parser_and_revive_with_the_same_namespaces() -> None:
     assert events[1] is STREAM_CLOSED
 
 
+def test_shed_streams_share_their_root_and_revive_independently() -> None:
+    first, second = StreamParser(), StreamParser()
+    for parser in (first, second):
+        parser.feed(HEADER + IQ)
+        assert parser.shed()
+        assert parser.depth == 1  # between stanzas, as before the shed
+    assert first._shed is not None
+    assert first._shed is second._shed  # one root for both idle streams
+    events = first.feed(b"<message/>")
+    assert [e.tag for e in events if isinstance(e, Element)] == ["{jabber:client}message"]
+    assert second.feed(b"<presence/></stream:stream>")[-1] is STREAM_CLOSED
+    revived = first.feed(b"<iq type='get' id='2'/>")
+    assert [e.tag for e in revived if isinstance(e, Element)] == ["{jabber:client}iq"]
+    assert first.depth == 1
+
+
 @pytest.mark.parametrize("partial", [b"<iq a='>", b"<iq", b"<iq><query", b"<message>text"])
 def test_shed_refuses_a_stream_stalled_mid_construct(partial: bytes) -> None:
     parser = StreamParser()
