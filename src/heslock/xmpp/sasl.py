@@ -17,6 +17,11 @@ variant. The cryptography is ``scramp``'s; this module adapts it to an asyncio s
    RFC 5802 section 6 tells the server to detect.
 
 No PLAIN, ever: the only mechanisms are the two above (issue 5).
+
+Each verifier says which kind of entity it authenticates (:class:`EntityKind`): the RAS's
+gateways, or people's XMPP logins (issue 7). The server routes by that kind
+(:mod:`heslock.xmpp.server`, "Authorisation"), so a person's session can never address
+a gateway whatever JID it names.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Final, Protocol
 
 from cryptography import x509
@@ -50,6 +56,16 @@ _MECHANISMS = {
 _FAKE_SECRET = secrets.token_bytes(32)
 
 
+class EntityKind(StrEnum):
+    """Who a verifier authenticates: the server's routing rules depend on it."""
+
+    #: A BGW: talks to the RAS (frames, lock events, scans), never to people.
+    GATEWAY = "gateway"
+    #: A person's XMPP login (an "app password"): receives their live events, reaches
+    #: nothing but the RAS's own services for people.
+    PERSON = "person"
+
+
 class SaslError(Exception):
     """A SASL exchange ends with ``<failure><CONDITION/></failure>``."""
 
@@ -66,17 +82,35 @@ class ScramCredentials:
     stored_key: bytes
     server_key: bytes
     iterations: int
+    #: What the credential authenticates (the routing rules follow it).
+    kind: EntityKind = EntityKind.GATEWAY
+    #: An opaque id of the account behind a person's login (the RAS's user id), handed
+    #: to the server's :class:`~heslock.xmpp.server.PersonListener`; empty for gateways.
+    owner: str = ""
 
     @classmethod
-    def from_auth_info(cls, info: tuple[bytes, bytes, bytes, int]) -> ScramCredentials:
+    def from_auth_info(
+        cls,
+        info: tuple[bytes, bytes, bytes, int],
+        kind: EntityKind = EntityKind.GATEWAY,
+        owner: str = "",
+    ) -> ScramCredentials:
         """From ``ScramMechanism('SCRAM-SHA-256').make_auth_info(password)``."""
-        return cls(*info)
+        return cls(*info, kind=kind, owner=owner)
 
     @classmethod
-    def from_password(cls, password: str, iterations: int = FAKE_ITERATIONS) -> ScramCredentials:
+    def from_password(
+        cls,
+        password: str,
+        iterations: int = FAKE_ITERATIONS,
+        kind: EntityKind = EntityKind.GATEWAY,
+        owner: str = "",
+    ) -> ScramCredentials:
         """Derive a verifier (for provisioning and tests; the store keeps only the result)."""
-        info = _MECHANISMS[MECH_SCRAM].make_auth_info(password, iteration_count=iterations)
-        return cls(*info)
+        salt, stored, server, count = _MECHANISMS[MECH_SCRAM].make_auth_info(
+            password, iteration_count=iterations
+        )
+        return cls(salt, stored, server, count, kind=kind, owner=owner)
 
     def auth_info(self) -> tuple[bytes, bytes, bytes, int]:
         """The tuple scramp's ``auth_fn`` returns."""
@@ -138,7 +172,7 @@ def fake_credentials(username: str) -> ScramCredentials:
 class ScramExchange:
     """One SCRAM exchange after the credentials are known (RFC 5802 section 5)."""
 
-    __slots__ = ("_genuine", "_server", "username")
+    __slots__ = ("_genuine", "_server", "kind", "owner", "username")
 
     def __init__(
         self,
@@ -150,6 +184,8 @@ class ScramExchange:
     ) -> None:
         self._genuine = credentials is not None
         self.username = username
+        self.kind = credentials.kind if credentials is not None else EntityKind.GATEWAY
+        self.owner = credentials.owner if credentials is not None else ""
         info = (credentials or fake_credentials(username)).auth_info()
         binding = (CHANNEL_BINDING_TYPE, channel_binding) if mechanism == MECH_SCRAM_PLUS else None
         # server_nonce exists for the RFC 7677 test vector; by default scramp draws one

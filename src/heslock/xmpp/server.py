@@ -8,8 +8,9 @@ TLS, SASL SCRAM-SHA-256(-PLUS) against the caller's :class:`CredentialStore` and
 (RFC 6120 section 7), then hands every stanza to :meth:`XmppServer.route`:
 
 - a stanza to another connected full JID is forwarded with ``from`` stamped by the server
-  (section 8.1.2.1); to a bare JID, to the account's session; an IQ ``get``/``set`` to an
-  offline JID is answered ``service-unavailable`` (section 8.3.3.19, RFC 6121 8.5);
+  (section 8.1.2.1) **if the routing rules below allow it**; to a bare JID, to the
+  account's session; an IQ ``get``/``set`` to an offline JID is answered
+  ``service-unavailable`` (section 8.3.3.19, RFC 6121 8.5);
 - an IQ to the domain (or without ``to``) goes to the handler registered for its payload
   namespace (:class:`IqRegistry`); XEP-0199 ping and the legacy session IQ are built in;
   results and errors to the domain answer :meth:`XmppServer.iq_request`, which is how the
@@ -20,6 +21,35 @@ TLS, SASL SCRAM-SHA-256(-PLUS) against the caller's :class:`CredentialStore` and
 
 One session per account (bare JID): the RAS's gateways each log in once, so a new login
 replaces the old session, which gets the ``conflict`` stream error (RFC 6120 7.7.2.2).
+A person's XMPP login is one client's credential, so the same rule holds for it.
+
+Authorisation: routing by entity kind
+-------------------------------------
+Every session carries the :class:`~heslock.xmpp.sasl.EntityKind` of the verifier it
+authenticated with. Two kinds share this server: gateways (frames, lock events, scan
+reports) and people (their live events, issue 7). The rules, checked on every stanza:
+
+=====================================  ===================================================
+stanza                                 rule
+=====================================  ===================================================
+to another session (IQ, message,       forwarded only gateway -> gateway; anything else
+presence), bare or full JID            is answered exactly as if the JID were offline
+                                       (IQ/message ``service-unavailable``, presence
+                                       dropped): a person learns nothing about gateways
+IQ get/set to the domain               the handler's registered kinds only (default:
+                                       gateways); others get ``forbidden``. Ping and the
+                                       session IQ answer everyone
+IQ result/error to the domain          only the session the request went to (full JID)
+message to the domain                  gateways only (the :class:`MessageListener`);
+                                       a person's gets ``forbidden``
+presence without ``to``                the session's availability; the
+                                       :class:`PresenceListener` (gateway liveness) hears
+                                       gateways only
+=====================================  ===================================================
+
+People's sessions are reported to the :class:`PersonListener` as they bind and end;
+the RAS pushes their events with :meth:`XmppServer.push`, which drops a session whose
+unread output has grown past the caller's bound instead of buffering without limit.
 
 Liveness and idle memory: one timer for the whole server sweeps the bound sessions
 :data:`SWEEPS_PER_PING` times per ``ping_interval``. A session silent for one sweep sheds
@@ -63,6 +93,7 @@ from heslock.xmpp.sasl import (
     MECH_SCRAM,
     MECH_SCRAM_PLUS,
     CredentialStore,
+    EntityKind,
     tls_server_end_point,
 )
 from heslock.xmpp.session import NS_SASL_CB, C2SSession, State
@@ -107,6 +138,10 @@ IqResult = Element | None
 #: An IQ handler: (sender, the whole IQ) -> the result's payload (or ``None``), directly or
 #: as an awaitable. Raising :class:`StanzaError` answers with that error.
 IqHandler = Callable[[Jid, Element], IqResult | Awaitable[IqResult]]
+#: Who may call a handler by default: the RAS's handlers are the gateways' (lock events,
+#: scan reports, frame results); a handler for people says so when it registers.
+GATEWAYS_ONLY: Final = frozenset({EntityKind.GATEWAY})
+EVERYONE: Final = frozenset(EntityKind)
 
 
 class PresenceListener(Protocol):
@@ -125,27 +160,57 @@ class MessageListener(Protocol):
         ...
 
 
+class PersonListener(Protocol):
+    """Told when a person's session binds and when it ends (module docstring)."""
+
+    def person_bound(self, jid: Jid, owner: str) -> None:
+        """``jid`` (full) of the account ``owner`` can now receive; must not block."""
+        ...
+
+    def person_gone(self, jid: Jid, owner: str) -> None:
+        """The session ``jid`` ended; must not block."""
+        ...
+
+
 class IqRegistry:
     """IQ handlers for stanzas addressed to the domain, keyed by payload namespace."""
 
     __slots__ = ("_handlers",)
 
     def __init__(self) -> None:
-        self._handlers: dict[str, IqHandler] = {}
+        self._handlers: dict[str, tuple[IqHandler, frozenset[EntityKind]]] = {}
 
-    def register(self, namespace: str, handler: IqHandler) -> None:
-        """Handle IQ ``get``/``set`` whose first child is in ``namespace``."""
+    def register(
+        self,
+        namespace: str,
+        handler: IqHandler,
+        kinds: frozenset[EntityKind] = GATEWAYS_ONLY,
+    ) -> None:
+        """Handle IQ ``get``/``set`` whose first child is in ``namespace``, from sessions
+        of ``kinds`` only (others are answered ``forbidden``)."""
         if namespace in self._handlers:
             raise UsageError(f"an IQ handler for {namespace} is already registered")
-        self._handlers[namespace] = handler
+        if not kinds:
+            raise UsageError("an IQ handler needs at least one kind of caller")
+        self._handlers[namespace] = (handler, frozenset(kinds))
 
     def get(self, namespace: str) -> IqHandler | None:
         """The handler for ``namespace``, if any."""
+        entry = self._handlers.get(namespace)
+        return entry[0] if entry is not None else None
+
+    def lookup(self, namespace: str) -> tuple[IqHandler, frozenset[EntityKind]] | None:
+        """The handler for ``namespace`` and the kinds of callers it serves."""
         return self._handlers.get(namespace)
 
 
 def _empty_result(_sender: Jid, _iq: Element) -> None:
     return None
+
+
+def _may_forward(sender: C2SSession, target: C2SSession) -> bool:
+    """Whether a stanza may pass between two sessions (module docstring, "Authorisation")."""
+    return sender.kind is EntityKind.GATEWAY and target.kind is EntityKind.GATEWAY
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +247,7 @@ class XmppServer:
         iq_handlers: IqRegistry | None = None,
         presence_listener: PresenceListener | None = None,
         message_listener: MessageListener | None = None,
+        person_listener: PersonListener | None = None,
     ) -> None:
         check_context(config.ssl_context)
         self.config = config
@@ -189,9 +255,10 @@ class XmppServer:
         self.iq_handlers = iq_handlers or IqRegistry()
         for namespace in (NS_PING, NS_SESSION):
             if self.iq_handlers.get(namespace) is None:
-                self.iq_handlers.register(namespace, _empty_result)
+                self.iq_handlers.register(namespace, _empty_result, EVERYONE)
         self.presence_listener = presence_listener
         self.message_listener = message_listener
+        self.person_listener = person_listener
         self.channel_binding = (
             tls_server_end_point(config.certificate_der) if config.certificate_der else None
         )
@@ -314,7 +381,13 @@ class XmppServer:
             del self._accounts[jid.bare]
         if session.available:
             session.available = False
-            self._notify(jid, available=False)
+            if session.kind is EntityKind.GATEWAY:
+                self._notify(jid, available=False)
+        if session.kind is EntityKind.PERSON and self.person_listener is not None:
+            try:
+                self.person_listener.person_gone(jid, session.owner)
+            except Exception:
+                logger.exception("person listener failed")
         for iq_id, (future, target) in list(self._pending.items()):
             if target == jid.full and not future.done():
                 future.set_exception(RecipientOffline(f"{jid.full} went offline"))
@@ -330,7 +403,12 @@ class XmppServer:
             self.session_finished(old)
         self._sessions[jid.full] = session
         self._accounts[jid.bare] = session
-        logger.info("session bound: %s from %s", jid.full, session.peer)
+        logger.info("session bound: %s (%s) from %s", jid.full, session.kind.value, session.peer)
+        if session.kind is EntityKind.PERSON and self.person_listener is not None:
+            try:
+                self.person_listener.person_bound(jid, session.owner)
+            except Exception:
+                logger.exception("person listener failed")
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         """Run ``coro`` as a task the server tracks (and cancels on :meth:`stop`)."""
@@ -402,7 +480,11 @@ class XmppServer:
             return
         if to_server:
             self._iq_to_server(session, sender, iq, iq_type)
-        elif target is not None and (iq_type in ("result", "error") or to.find("/") > 0):
+        elif (
+            target is not None
+            and _may_forward(session, target)
+            and (iq_type in ("result", "error") or to.find("/") > 0)
+        ):
             target.send(serialize(iq))
         else:  # offline, or an IQ to a bare JID we answer for the account (RFC 6121 8.5.1)
             self._reply_error(session, iq, StanzaErrorCondition.SERVICE_UNAVAILABLE)
@@ -417,9 +499,14 @@ class XmppServer:
             return
         payload = iq[0] if len(iq) else None
         namespace = payload.tag[1:].partition("}")[0] if payload is not None else ""
-        handler = self.iq_handlers.get(namespace)
-        if handler is None or len(iq) != 1:
+        entry = self.iq_handlers.lookup(namespace)
+        if entry is None or len(iq) != 1:
             self._reply_error(session, iq, StanzaErrorCondition.SERVICE_UNAVAILABLE)
+            return
+        handler, kinds = entry
+        if session.kind not in kinds:
+            logger.info("IQ %s from %s (%s) refused", namespace, sender.bare, session.kind.value)
+            self._reply_error(session, iq, StanzaErrorCondition.FORBIDDEN)
             return
         try:
             result = handler(sender, iq)
@@ -478,20 +565,23 @@ class XmppServer:
     def _route_message(
         self, session: C2SSession, sender: Jid, message: Element, to: str | None
     ) -> None:
-        if to is None or to == self.config.domain:
-            if self.message_listener is not None:
+        to_server = to is None or to == self.config.domain
+        target: C2SSession | None = None
+        if not to_server:
+            assert to is not None
+            try:
+                target, to_server = self._target(to)
+            except JidMalformed:
+                self._reply_error(session, message, StanzaErrorCondition.JID_MALFORMED)
+                return
+        if to_server:
+            if session.kind is not EntityKind.GATEWAY:
+                self._reply_error(session, message, StanzaErrorCondition.FORBIDDEN)
+            elif self.message_listener is not None:
                 self.message_listener.message_received(sender, message)
-            return
-        try:
-            target, to_server = self._target(to)
-        except JidMalformed:
-            self._reply_error(session, message, StanzaErrorCondition.JID_MALFORMED)
-            return
-        if to_server and self.message_listener is not None:
-            self.message_listener.message_received(sender, message)
-        elif target is not None:
+        elif target is not None and _may_forward(session, target):
             target.send(serialize(message))
-        else:
+        else:  # offline, or not for this sender: the same answer (module docstring)
             self._reply_error(session, message, StanzaErrorCondition.SERVICE_UNAVAILABLE)
 
     def _route_presence(
@@ -499,18 +589,21 @@ class XmppServer:
     ) -> None:
         presence_type = presence.get("type")
         if to is None or to == self.config.domain:
+            gateway = session.kind is EntityKind.GATEWAY
             if presence_type is None and not session.available:
                 session.available = True
-                self._notify(sender, available=True)
+                if gateway:
+                    self._notify(sender, available=True)
             elif presence_type == "unavailable" and session.available:
                 session.available = False
-                self._notify(sender, available=False)
+                if gateway:
+                    self._notify(sender, available=False)
             return
         try:
             target, _ = self._target(to)
         except JidMalformed:
             return
-        if target is not None:
+        if target is not None and _may_forward(session, target):
             target.send(serialize(presence))
 
     def _notify(self, jid: Jid, available: bool) -> None:
@@ -535,6 +628,29 @@ class XmppServer:
         if session is None:
             return False
         session.fail(condition, text)
+        return True
+
+    def push(self, full_jid: str, data: bytes, max_unread: int) -> bool:
+        """Send ``data`` (whole stanzas) from the server to a bound session.
+
+        The session's unread output (the transport's write buffer) is its queue: if it
+        already holds more than ``max_unread`` bytes the peer is not reading, and the
+        session is closed with ``policy-violation`` rather than let it grow. False if the
+        session is gone or was closed for that.
+        """
+        session = self._sessions.get(full_jid)
+        if session is None or session.state is not State.ESTABLISHED:
+            return False
+        transport = session.transport
+        if transport is None or transport.get_write_buffer_size() > max_unread:
+            logger.warning("%s does not read what it is sent: closed", full_jid)
+            session.fail(StreamErrorCondition.POLICY_VIOLATION, "not reading: reconnect and resume")
+            if session.transport is not None:
+                # A peer that does not read would never take the error either: drop the
+                # connection and what it holds now, not when (if ever) it drains.
+                session.transport.abort()
+            return False
+        session.send(data)
         return True
 
     def is_connected(self, full_jid: str) -> bool:

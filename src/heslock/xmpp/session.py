@@ -71,6 +71,7 @@ from heslock.xmpp.limits import TokenBucket
 from heslock.xmpp.sasl import (
     MAX_SASL_MESSAGE,
     MECH_SCRAM_PLUS,
+    EntityKind,
     SaslError,
     ScramExchange,
     parse_client_first,
@@ -220,6 +221,8 @@ class C2SSession(asyncio.Protocol):
         "available",
         "idle",
         "jid",
+        "kind",
+        "owner",
         "peer",
         "server",
         "state",
@@ -233,6 +236,9 @@ class C2SSession(asyncio.Protocol):
         self._parser = StreamParser(server.config.max_stanza_bytes)
         self.transport: asyncio.Transport | None = None
         self.jid: Jid | None = None
+        #: What authenticated (set with ``jid`` at SASL success; the server routes by it).
+        self.kind = EntityKind.GATEWAY
+        self.owner = ""
         self.available = False
         self.peer = ""
         self.idle = 0  # keepalive sweeps since the last byte received (server._sweep)
@@ -491,6 +497,7 @@ class C2SSession(asyncio.Protocol):
             f"{base64.b64encode(server_final.encode()).decode()}</success>".encode()
         )
         self.jid = Jid(exchange.username.lower(), self.server.config.domain)
+        self.kind, self.owner = exchange.kind, exchange.owner
         self._parser = StreamParser(self.server.config.max_stanza_bytes)
         self._header_sent = False
 

@@ -20,6 +20,14 @@ available presence / session ends      :class:`~.routing.GatewayRegistry` online
 anything else addressed to us          refused: counted, logged with the parse error
 =====================================  ==================================================
 
+People's XMPP logins (issue 7) share this endpoint: their sessions (kind ``person``,
+:class:`~heslock.xmpp.sasl.EntityKind`) never reach a gateway, never reach the table
+above (the server refuses their messages to the domain with ``forbidden`` and does not
+report their presence), and may call only IQ handlers registered for people. Who
+serves them (:mod:`heslock.ras.services.xmppusers.delivery`) sets
+:attr:`RelayEndpoint.person_listener` and registers its handler in
+:attr:`RelayEndpoint.iq_handlers` before :meth:`start`.
+
 Frame requests (:meth:`RelayEndpoint.send_frame`) are IQ ``set`` with a
 :class:`~heslock.xmpp.lockns.FrameRequest` whose ``timeout-ms`` is the caller's budget;
 our own IQ timer runs :data:`IQ_MARGIN_S` longer, so the gateway's precise answer
@@ -98,7 +106,7 @@ from heslock.xmpp.lockns import (
     parse_message_payload,
 )
 from heslock.xmpp.sasl import CredentialStore
-from heslock.xmpp.server import IqRegistry, ServerConfig, XmppServer
+from heslock.xmpp.server import IqRegistry, PersonListener, ServerConfig, XmppServer
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +162,8 @@ class RelayEndpoint:
         self.presence: Subscribers[PresenceNotice] = Subscribers("presence")
         self.scans: Subscribers[ScanNotice] = Subscribers("scan report")
         self.refused_messages = 0
+        #: Told when people's sessions bind and end (set before :meth:`start`).
+        self.person_listener: PersonListener | None = None
         self._server: XmppServer | None = None
         self._in_flight: dict[str, int] = {}
 
@@ -178,7 +188,9 @@ class RelayEndpoint:
         """Build the XMPP server and listen (see the module docstring on restarts)."""
         if self._server is not None:
             raise UsageError("the relay endpoint is already running")
-        server = XmppServer(self.config, self.credentials, self.iq_handlers, self, self)
+        server = XmppServer(
+            self.config, self.credentials, self.iq_handlers, self, self, self.person_listener
+        )
         await server.start()
         self._server = server
         # Keep the numbers the OS picked, so a restart listens where gateways look.

@@ -16,12 +16,13 @@ from fastapi import APIRouter, Query, Response
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from heslock.ras.api.deps import BEARER, AuditDep, PrincipalDep, SessionDep
+from heslock.ras.api.deps import BEARER, AuditDep, PrincipalDep, SessionDep, StateDep
 from heslock.ras.api.routers.devices import RuntimeDep
 from heslock.ras.api.routers.registrations import check_name
+from heslock.ras.api.routers.udms_common import UdmsDep
 from heslock.ras.services.ddms.runtime import DdmsRuntime
 from heslock.ras.services.errors import NotFound
-from heslock.ras.services.sharing import homes, invitations, shares
+from heslock.ras.services.sharing import homes, invitations, notify, shares
 from heslock.ras.services.sharing.paging import DEFAULT_PAGE, MAX_CURSOR_LEN, MAX_PAGE, Page
 from heslock.ras.services.sharing.policy import Path, Permission
 from heslock.ras.services.sharing.schedule import MAX_DATE_RANGES, MAX_WINDOWS, MAX_ZONE_NAME
@@ -481,11 +482,14 @@ async def invite_home_member(
     session: SessionDep,
     runtime: RuntimeDep,
     ctx: AuditDep,
+    udms: UdmsDep,
+    state: StateDep,
 ) -> ShareView:
     kind, address = body.invitee.contact()
-    found = await shares.create(
-        session, principal, ctx, contact_kind=kind, contact=address, wanted=body.terms(),
-        now=_now(runtime), home_id=home_id,
+    # throttled, and the invitee notified (heslock.ras.services.sharing.notify)
+    found = await notify.grant(
+        session, principal, ctx, udms, state.settings, contact_kind=kind, contact=address,
+        wanted=body.terms(), now=_now(runtime), home_id=home_id,
     )  # fmt: skip
     return ShareView.of(found)
 
@@ -519,11 +523,15 @@ async def create_share(
     session: SessionDep,
     runtime: RuntimeDep,
     ctx: AuditDep,
+    udms: UdmsDep,
+    state: StateDep,
 ) -> ShareView:
     kind, address = body.invitee.contact()
-    found = await shares.create(
-        session, principal, ctx, contact_kind=kind, contact=address, wanted=body.terms(),
-        now=_now(runtime), home_id=body.home_id, lock_ids=body.lock_ids or (),
+    # throttled, and the invitee notified (heslock.ras.services.sharing.notify)
+    found = await notify.grant(
+        session, principal, ctx, udms, state.settings, contact_kind=kind, contact=address,
+        wanted=body.terms(), now=_now(runtime), home_id=body.home_id,
+        lock_ids=body.lock_ids or (),
     )  # fmt: skip
     return ShareView.of(found)
 
