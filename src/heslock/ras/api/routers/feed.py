@@ -13,6 +13,9 @@ event's id, ``event:`` = its kind, ``data:`` = the listing's JSON). Reconnecting
 it on the first connection) resumes after that id: nothing lost, nothing twice. Comments
 every 15 s keep proxies from closing it; it ends after the access token's lifetime (the
 client reconnects with a fresh token). At most a few streams per user at once: 429 above.
+
+A third-party app's token with scope ``events:read`` reads both, limited to the locks its
+grant reaches and the granting user may view now (:mod:`heslock.ras.services.feed.visibility`).
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ from heslock.ras.services.access import Principal, PrincipalKind
 from heslock.ras.services.errors import Forbidden, InvalidInput
 from heslock.ras.services.feed.query import MAX_KIND_FILTERS, FeedFilter, list_feed, view
 from heslock.ras.services.feed.stream import FeedStream, StreamSlots, parse_last_event_id
-from heslock.ras.services.feed.visibility import visible_locks
+from heslock.ras.services.feed.visibility import app_sees_addressed, visible_locks
+from heslock.ras.store.models import FeedEvent
 from heslock.ras.store.models.feed import MAX_KIND_LEN
 
 router = APIRouter(prefix="/v1", tags=["events"], dependencies=BEARER)
@@ -112,7 +116,31 @@ async def list_events(
         raise InvalidInput("page with before or after, not both")
     flt = _filter(lock_id, kind, since, until)
     locks = await visible_locks(session, principal, _now(request))
-    rows = await list_feed(session, user, locks, flt, limit=limit, before=before, after=after)
+    # An app's token (scope events:read) sees its grant's locks' events, and of those
+    # addressed to its user only share changes about them (feed.visibility).
+    integration = principal.integration
+    if integration is None:
+        rows = await list_feed(session, user, locks, flt, limit=limit, before=before, after=after)
+    else:
+
+        async def seen(wanted: set[uuid.UUID]) -> set[uuid.UUID]:
+            return wanted & locks
+
+        async def addressed(row: FeedEvent) -> bool:
+            assert integration is not None
+            return await app_sees_addressed(row, integration, seen)
+
+        rows = await list_feed(
+            session,
+            None,
+            locks,
+            flt,
+            limit=limit,
+            before=before,
+            after=after,
+            app_user=user,
+            addressed=addressed,
+        )
     return [FeedEventView.model_validate(view(row)) for row in rows]
 
 

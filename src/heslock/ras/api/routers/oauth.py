@@ -10,12 +10,14 @@ ticket the user's signed-in app obtains with its bearer token) is in docs/securi
 
 from __future__ import annotations
 
+import base64
+import binascii
 import html
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Final, Literal, TypeVar
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, unquote, urlencode
 
 from authlib.oauth2 import OAuth2Error  # type: ignore[import-untyped]
 from fastapi import APIRouter, Request, Response, status
@@ -30,7 +32,9 @@ from heslock.ras.api.deps import (
     SessionDep,
     StateDep,
     anonymous_context,
+    source_ip,
 )
+from heslock.ras.api.problems import problem_response
 from heslock.ras.services import audit
 from heslock.ras.services.access import (
     Action,
@@ -41,12 +45,13 @@ from heslock.ras.services.access import (
     authorize,
 )
 from heslock.ras.services.ddms import locks as ddms_locks
-from heslock.ras.services.errors import InvalidInput, NotFound
+from heslock.ras.services.errors import InvalidInput, NotFound, TooManyRequests
 from heslock.ras.services.oauth import scopes as oauth_scopes
 from heslock.ras.services.oauth import server as oauth_server
 from heslock.ras.services.oauth import store
 from heslock.ras.services.oauth.secrets import client_secret_pepper, digest, same
 from heslock.ras.services.sharing import homes as sharing_homes
+from heslock.ras.services.udms import throttle
 from heslock.ras.store import utcnow
 from heslock.ras.store.models import ClientType, OAuthClient
 
@@ -408,9 +413,70 @@ async def _token_endpoint(
     return answer
 
 
-@router.post("/oauth/token", summary="Token endpoint (code + PKCE, refresh, client credentials)")
+def _client_key(request: Request, form: list[tuple[str, str]]) -> str:
+    """The client id a token request names (Basic auth or form), for its bucket; any
+    value that is not one of our ids shares one bucket (``unknown``)."""
+    claimed: str | None = None
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "basic" and value:
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+            claimed = unquote(decoded.partition(":")[0])
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            claimed = None
+    if claimed is None:
+        claimed = next((v for k, v in form if k == "client_id"), None)
+    try:
+        return str(uuid.UUID(claimed)) if claimed and len(claimed) <= 64 else "unknown"
+    except ValueError:
+        return "unknown"
+
+
+def _token_limits(settings: Any, client: str, address: str | None) -> dict[str, throttle.Limit]:
+    """Buckets of one token request: per client id and per source address."""
+    window = timedelta(seconds=settings.oauth_token_window_s)
+    limits = {
+        f"oauth:token:client:{client}": throttle.Limit(settings.oauth_token_client_attempts, window)
+    }
+    if address:
+        limits[f"oauth:token:ip:{address}"] = throttle.Limit(
+            settings.oauth_token_address_attempts, window
+        )
+    return limits
+
+
+@router.post(
+    "/oauth/token",
+    summary="Token endpoint (code + PKCE, refresh, client credentials)",
+    responses={429: {"description": "Throttled (per client id and address); see Retry-After"}},
+)
 async def token(request: Request, state: StateDep, session: SessionDep) -> Response:
-    return await _token_endpoint(request, state, session, SERVER.create_token_response)
+    # Throttled per client id and per source address (rate_limit_buckets, every node);
+    # a failed client authentication (401 invalid_client) costs more attempts.
+    now = utcnow()
+    limits = _token_limits(
+        state.settings, _client_key(request, await _form(request)), source_ip(request)
+    )
+    ctx = anonymous_context(request)
+    try:
+        await throttle.charge(session, ctx, limits, now)
+    except TooManyRequests as exc:  # a problem document, never cached like any answer here
+        retry = int(exc.extensions.get("retry_after", 1))
+        return problem_response(
+            exc.code,
+            exc.detail,
+            instance=request.url.path,
+            headers={**NO_STORE, "Retry-After": str(retry)},
+            retry_after=retry,
+        )
+    answer = await _token_endpoint(request, state, session, SERVER.create_token_response)
+    if answer.status_code == status.HTTP_401_UNAUTHORIZED:
+        try:
+            for _ in range(state.settings.oauth_token_failure_weight - 1):
+                await throttle.charge(session, ctx, limits, now)
+        except TooManyRequests:
+            pass  # the bucket is blocked now: the next request gets the 429
+    return answer
 
 
 @router.post("/oauth/revoke", summary="Token revocation (RFC 7009)")

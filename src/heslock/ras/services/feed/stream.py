@@ -44,7 +44,7 @@ from heslock.ras.services.access import Principal
 from heslock.ras.services.errors import TooManyRequests
 from heslock.ras.services.feed.notifier import NOTIFIER, FeedNotifier
 from heslock.ras.services.feed.query import FeedFilter, high_water, read_after, view
-from heslock.ras.services.feed.visibility import VisibilityCache
+from heslock.ras.services.feed.visibility import VisibilityCache, app_sees_addressed
 from heslock.ras.store.models import FeedEvent
 
 logger = logging.getLogger(__name__)
@@ -126,6 +126,8 @@ class FeedStream:
         self.sessionmaker = sessionmaker
         self.principal = principal
         self.user: uuid.UUID = principal.id
+        #: Whose addressed events the stream carries: none for an app (:mod:`.visibility`).
+        self.addressee: uuid.UUID | None = None if principal.integration else principal.id
         self.flt = flt
         self.cursor = last_event_id
         self.clock = clock
@@ -144,8 +146,21 @@ class FeedStream:
             async def visible(locks: set[uuid.UUID]) -> set[uuid.UUID]:
                 return await self._cache.visible(session, locks, self.clock(), self.monotonic())
 
+            integration = self.principal.integration
+
+            async def addressed(row: FeedEvent) -> bool:
+                assert integration is not None
+                return await app_sees_addressed(row, integration, visible)
+
             rows, self.cursor, full = await read_after(
-                session, self.user, visible, self.flt, start, READ_BATCH
+                session,
+                self.addressee,
+                visible,
+                self.flt,
+                start,
+                READ_BATCH,
+                app_user=self.user if integration is not None else None,
+                addressed=addressed if integration is not None else None,
             )
             return rows, full
 

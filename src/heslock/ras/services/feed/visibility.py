@@ -7,6 +7,15 @@ force (validity, schedule, not revoked). Events addressed to a user (``feed_even
 gateways, their share changes) are theirs alone. An administrator sees no other user's
 feed (the RAS policy lets them *see* locks, not read their logs).
 
+A third-party app (OAuth 2.0 token with scope ``events:read``, issue 8) sees the events
+of the locks its grant reaches (listed, or in a listed home) that the granting user may
+view **now** by the ``integration`` path, narrowed by the token's scope
+(:func:`effective_access` does both): a revoked share, a narrowed grant or a lost scope
+stops them. Of the events addressed to the granting user (``feed_events.user_id``) an
+app sees only share changes (``share.*``) whose locks it may all see (or, for a share
+of a home, whose home the grant lists): never their gateways' or their own account's
+events (:func:`app_sees_addressed`). The webhook dispatcher applies the same rule.
+
 :func:`visible_locks` is what a listing filters by: it runs the policy on every
 candidate lock (owned, or named by a share or a shared home the user holds). A stream
 asks per lock as events come (:class:`VisibilityCache`) and keeps each answer for
@@ -17,18 +26,18 @@ met for the first time (just bound, just shared) is evaluated on its first event
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import select, union
+from sqlalchemy import or_, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from heslock.ras.services.access import Principal, PrincipalKind
+from heslock.ras.services.access import Integration, Principal, PrincipalKind
 from heslock.ras.services.sharing.policy import Path, Permission
 from heslock.ras.services.sharing.resolver import effective_access
-from heslock.ras.store.models import HomeLock, Lock, Share, ShareLock, ShareScope
+from heslock.ras.store.models import FeedEvent, HomeLock, Lock, Share, ShareLock, ShareScope
 
 #: A stream re-reads the policy this often (module docstring).
 VISIBILITY_TTL_S: Final = 10.0
@@ -36,6 +45,45 @@ VISIBILITY_TTL_S: Final = 10.0
 MAX_CANDIDATE_LOCKS: Final = 10_000
 #: Either permission lets a user follow a lock's events.
 VIEWING: Final = (Permission.VIEW_LOG, Permission.VIEW_STATUS)
+#: The scope an app's token needs to read any event.
+EVENTS_SCOPE: Final = "events:read"
+
+
+def app_may_read_events(integration: Integration) -> bool:
+    """Whether an app's token may read events at all (its scope)."""
+    return EVENTS_SCOPE in integration.scopes
+
+
+#: The addressed kinds an app may see (module docstring).
+APP_ADDRESSED_FAMILY: Final = "share."
+
+Visible = Callable[[set[uuid.UUID]], Awaitable[set[uuid.UUID]]]
+
+
+async def app_sees_addressed(row: FeedEvent, integration: Integration, visible: Visible) -> bool:
+    """Whether an app may see ``row``, an event addressed to its granting user."""
+    if not row.kind.startswith(APP_ADDRESSED_FAMILY):
+        return False
+    raw = (row.payload or {}).get("lock_ids") or []
+    try:
+        locks = {uuid.UUID(str(value)) for value in raw} if isinstance(raw, list) else set()
+    except ValueError:
+        return False
+    if locks:
+        return locks <= await visible(locks)
+    return row.home_id is not None and row.home_id in integration.home_ids
+
+
+async def _app_candidates(session: AsyncSession, integration: Integration) -> list[Lock]:
+    """The locks an app's grant reaches: listed, or in a listed home."""
+    by_home = select(HomeLock.lock_id).where(HomeLock.home_id.in_(list(integration.home_ids)))
+    query = (
+        select(Lock)
+        .where(or_(Lock.id.in_(list(integration.lock_ids)), Lock.id.in_(by_home)))
+        .order_by(Lock.id)
+        .limit(MAX_CANDIDATE_LOCKS)
+    )
+    return list((await session.execute(query)).scalars())
 
 
 async def visible_locks(
@@ -44,6 +92,14 @@ async def visible_locks(
     """The locks whose feed events ``principal`` may see now (module docstring)."""
     if principal.kind is not PrincipalKind.USER or principal.id is None:
         return frozenset()
+    if principal.integration is not None:
+        if not app_may_read_events(principal.integration):
+            return frozenset()
+        found: set[uuid.UUID] = set()
+        for row in await _app_candidates(session, principal.integration):
+            if await may_view(session, principal, row, now):
+                found.add(row.id)
+        return frozenset(found)
     user = principal.id
     held = select(Share.id).where(
         Share.grantee_id == user, Share.accepted_at.is_not(None), Share.revoked_at.is_(None)
@@ -70,6 +126,12 @@ async def visible_locks(
 
 async def may_view(session: AsyncSession, principal: Principal, lock: Lock, now: datetime) -> bool:
     """Whether ``principal`` may follow ``lock``'s events now (module docstring)."""
+    if principal.integration is not None:
+        # An app: the integration path only, narrowed by the token's scope.
+        if not app_may_read_events(principal.integration):
+            return False
+        access = await effective_access(session, principal, lock, now, Path.INTEGRATION)
+        return any(access.decide(permission).allowed for permission in VIEWING)
     if principal.kind is PrincipalKind.USER and lock.owner_id == principal.id:
         return True
     access = await effective_access(session, principal, lock, now, Path.REMOTE)

@@ -106,6 +106,7 @@ COMMAND_ACTIONS: Final[dict[str, LockAction]] = {
 _LOCK_SCOPES: Final = frozenset({Scope.LOCKS_READ, Scope.LOCKS_LOCK, Scope.LOCKS_OPERATE})
 _ANY: Final = ALL_SCOPES
 _SHARES: Final = frozenset({Scope.SHARES_MANAGE})
+_EVENTS: Final = frozenset({Scope.EVENTS_READ})
 
 #: (method, route template) -> the scopes of which a token needs at least one.
 ROUTES: Final[dict[tuple[str, str], frozenset[Scope]]] = {
@@ -118,6 +119,16 @@ ROUTES: Final[dict[tuple[str, str], frozenset[Scope]]] = {
     ("GET", "/v1/shares/{share_id}"): _SHARES,
     ("PATCH", "/v1/shares/{share_id}"): _SHARES,
     ("POST", "/v1/shares/{share_id}/revoke"): _SHARES,
+    # The event feed and webhooks (issue 8): the grant's locks' events only.
+    ("GET", "/v1/events"): _EVENTS,
+    ("GET", "/v1/events/stream"): _EVENTS,
+    ("POST", "/v1/webhooks"): _EVENTS,
+    ("GET", "/v1/webhooks"): _EVENTS,
+    ("GET", "/v1/webhooks/{webhook_id}"): _EVENTS,
+    ("DELETE", "/v1/webhooks/{webhook_id}"): _EVENTS,
+    ("POST", "/v1/webhooks/{webhook_id}/rotate"): _EVENTS,
+    ("POST", "/v1/webhooks/{webhook_id}/enable"): _EVENTS,
+    ("GET", "/v1/webhooks/{webhook_id}/deliveries"): _EVENTS,
 }
 
 
