@@ -152,6 +152,20 @@ def serve(
             help="Once serving, write the bound URL and ports here as JSON (removed on stop).",
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            help="Worker processes sharing the ports (SO_REUSEPORT, Linux); more than 1 "
+            "needs --bus and PostgreSQL (workers).",
+        ),
+    ] = None,
+    bus: Annotated[
+        str | None,
+        typer.Option(
+            "--bus", help="The cluster bus, a NATS URL such as nats://127.0.0.1:4222 (bus_url)."
+        ),
+    ] = None,
 ) -> None:
     """Serve the RAS HTTPS API and the XMPP endpoint for gateways until SIGINT or SIGTERM."""
     from heslock.ras.bootstrap import require_initialised  # noqa: PLC0415
@@ -166,8 +180,13 @@ def serve(
         https_port=port,
         xmpp_port=xmpp_port,
         xmpp_direct_tls_port=xmpp_direct_tls_port,
+        workers=workers,
+        bus_url=bus,
     )
     require_initialised(settings)
+    if settings.workers > 1:  # several processes on shared ports (heslock.ras.workers)
+        _serve_workers(settings, config, ready_file)
+        return
 
     async def run() -> None:
         engine = create_engine(settings.database_url)
@@ -210,6 +229,18 @@ def serve(
         signal.signal(signal.SIGTERM, previous)
     if held:
         signal.raise_signal(signal.SIGTERM)
+
+
+def _serve_workers(settings: Any, config: Path | None, ready_file: Path | None) -> None:
+    """``--workers N``: a supervisor of N ``ras serve`` processes (heslock.ras.workers)."""
+    from heslock.ras.workers import serve_workers  # noqa: PLC0415
+
+    worker_args = ["--data-dir", str(settings.data_dir), "--host", settings.https_host]
+    if config is not None:
+        worker_args += ["--config", str(config)]
+    if settings.bus_url is not None:
+        worker_args += ["--bus", settings.bus_url]
+    serve_workers(settings, worker_args, ready_file)
 
 
 def _write_ready(path: Path, settings: Any, server: Any) -> None:
