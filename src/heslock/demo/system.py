@@ -139,6 +139,9 @@ class DemoSystem:
     ) -> None:
         self.data_dir = data_dir.absolute()
         self.env = child_environment(env)
+        # Third-party apps on this computer (examples/rental_host) get webhooks over plain
+        # http on loopback: the demo's RAS allows it (a real RAS wants https).
+        self.env.setdefault("HESLOCK_WEBHOOKS_ALLOW_INSECURE_LOOPBACK", "true")
         self.timeout_s = timeout_s
         self.open_registration = open_registration
         self.stop_grace_s = stop_grace_s

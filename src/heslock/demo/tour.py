@@ -8,6 +8,7 @@ it is. :func:`tour_commands` is pure so a test can run the very commands the tou
 from __future__ import annotations
 
 import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,6 +94,51 @@ def tour_commands(
             TourCommand(
                 "the API description (the CA is the demo's own)",
                 ("curl", "--cacert", str(system.ca_file), f"{system.https_url}/openapi.json"),
+            ),
+        ],
+        **rental_host_commands(system, profile),
+    }
+
+
+#: The example third-party app (a source checkout has it next to src/).
+RENTAL_HOST = Path(__file__).resolve().parents[3] / "examples" / "rental_host"
+RENTAL_HOST_LISTEN = "127.0.0.1:8765"
+
+
+def rental_host_commands(system: DemoSystem, profile: str) -> dict[str, list[TourCommand]]:
+    """The example third-party app (examples/rental_host/README.md goes on from here)."""
+    if not (RENTAL_HOST / "__main__.py").is_file():
+        return {}
+    python, helper = sys.executable, str(RENTAL_HOST / "user_app.py")
+    return {
+        "A third-party app: a rental host's tool (examples/rental_host/README.md)": [
+            TourCommand(
+                "register it as your app; run the two `export` lines it prints",
+                (
+                    python,
+                    helper,
+                    "--profile",
+                    profile,
+                    "register-app",
+                    "--redirect-uri",
+                    f"http://{RENTAL_HOST_LISTEN}/callback",
+                ),
+            ),
+            TourCommand(
+                f"start it, open http://{RENTAL_HOST_LISTEN}/ and Connect (the page says how "
+                "you approve it)",
+                (
+                    python,
+                    str(RENTAL_HOST),
+                    "--ras",
+                    system.https_url,
+                    "--ca",
+                    str(system.ca_file),
+                    "--listen",
+                    RENTAL_HOST_LISTEN,
+                    "--db",
+                    str(system.data_dir / "rental_host.db"),
+                ),
             ),
         ],
     }

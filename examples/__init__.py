@@ -1,0 +1,1 @@
+"""Example programs that use heslock from the outside (each has its own README)."""
