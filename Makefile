@@ -31,14 +31,16 @@ demo: $(STAMP)
 
 # Two pytest-xdist workers: most integration tests wait on sockets, radios and child
 # processes, so two share the two cores well (one worker alone took 13.5 min).
-# `make test TEST_WORKERS=0` runs everything in one process.
+# `make test TEST_WORKERS=0` runs everything in one process. worksteal: a worker that runs
+# out of tests takes queued ones from the other, so the run does not end on one worker
+# working through a queue of long tests (CLI, demo, restarts) while the other core idles.
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench tools
-	$(BIN)/ruff format --check src tests bench tools
+	$(BIN)/ruff check src tests bench tools examples
+	$(BIN)/ruff format --check src tests bench tools examples
 	$(BIN)/mypy
 
 bench: $(STAMP)

@@ -82,6 +82,8 @@ class RasServer:
             )
             self.app.state.bus = self.relay.bus
             runtime.gateway_sessions = self.relay.gateway_sessions
+            # A revoked XMPP login's live session is closed here (issue 7).
+            self.app.state.xmpp_logins = self.relay.person_events
         context = server_context(settings.tls_cert, settings.tls_key)  # fail fast, clearly
 
         def ssl_factory(_config: uvicorn.Config, _default: Any) -> ssl.SSLContext:
@@ -120,7 +122,10 @@ class RasServer:
         host, port = self.settings.https_host, self.settings.https_port
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
-            sock = socket.create_server((host, port), family=family)
+            # reuse_port: the workers of `ras serve --workers N` share the port (issue 9).
+            sock = socket.create_server(
+                (host, port), family=family, reuse_port=self.settings.reuse_port
+            )
         except OSError as exc:
             raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         # create_server leaves proto 0, and asyncio sets TCP_NODELAY only on accepted
@@ -148,6 +153,10 @@ class RasServer:
     async def _stop_relay(self) -> None:
         if self.relay is not None and self.relay.endpoint.running:
             await self.relay.stop()
+            # uvicorn's lifespan disposed the engine before this runs (after_shutdown), and
+            # the relay's background tasks (webhook dispatcher, sweeps, event ingest) may
+            # have opened connections since: close those too, or they leak past shutdown.
+            await self.app.state.ras.engine.dispose()
 
     def _close_socket(self) -> None:
         if self._socket is not None:

@@ -158,6 +158,54 @@ class Settings(BaseModel):
     #: RFC 6749 4.1.2 and RFC 9700: an authorisation code lives at most 10 minutes.
     oauth_code_ttl_s: int = Field(default=300, ge=10, le=600)
     oauth_ticket_ttl_s: int = Field(default=300, ge=30, le=900)
+    # Token endpoint throttling (POST /oauth/token): attempts per window per client id and
+    # per source address (rate_limit_buckets); a failed client authentication costs
+    # oauth_token_failure_weight attempts.
+    oauth_token_client_attempts: int = Field(default=60, ge=1, le=100_000)
+    oauth_token_address_attempts: int = Field(default=300, ge=1, le=1_000_000)
+    oauth_token_window_s: int = Field(default=300, ge=10, le=86_400)
+    oauth_token_failure_weight: int = Field(default=5, ge=1, le=100)
+    # OAuth housekeeping (heslock.ras.services.oauth.sweep): every oauth_sweep_every_s,
+    # delete used/expired codes and tickets, and tokens expired or revoked for longer
+    # than oauth_token_keep_days (introspection answers "inactive" for them either way).
+    oauth_sweep_every_s: float = Field(default=3600.0, gt=0, le=86_400)
+    oauth_token_keep_days: int = Field(default=7, ge=1, le=365)
+    # Webhooks (heslock.ras.services.webhooks). Destinations must be https on a public
+    # address; webhooks_allow_insecure_loopback also lets http://127.0.0.1 / [::1] /
+    # localhost through (demo and tests only: never in production).
+    webhooks_allow_insecure_loopback: bool = False
+    webhooks_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    # Retries: attempt n waits min(max, base * 2**(n-1)), jittered to 50-100 % of that;
+    # an event is given up after webhooks_max_attempts attempts.
+    webhooks_retry_base_s: float = Field(default=5.0, gt=0, le=3600)
+    webhooks_retry_max_s: float = Field(default=6 * 3600.0, gt=0, le=86_400)
+    webhooks_max_attempts: int = Field(default=12, ge=1, le=50)
+    # Disabled (owner notified) after every attempt failed for this long, or this many
+    # events were given up in a row.
+    webhooks_disable_after_s: float = Field(default=3 * 86_400.0, gt=0, le=30 * 86_400)
+    webhooks_disable_after_events: int = Field(default=20, ge=1, le=10_000)
+    # The dispatcher looks at due subscriptions at least this often (and at once on a
+    # new feed event of this node).
+    webhooks_poll_s: float = Field(default=5.0, gt=0, le=300)
+    # New subscriptions per app per hour (and at most webhooks_max_per_grant at once).
+    webhooks_create_per_hour: int = Field(default=30, ge=1, le=10_000)
+    webhooks_max_per_grant: int = Field(default=10, ge=1, le=100)
+    # Several processes (issue 9): `ras serve --workers N` runs N worker processes that
+    # share the HTTPS and XMPP ports (SO_REUSEPORT) and reach each other's gateways over
+    # the NATS server bus_url (heslock.ras.relay.natsbus), subjects under bus_prefix.
+    # Unset bus_url: one process, gateways in-process (LocalBus). docs/operations.md.
+    workers: int = Field(default=1, ge=1, le=64)
+    bus_url: str | None = None
+    bus_prefix: str = "heslock.ras"
+    #: Set by the supervisor for its workers (the ports are shared); not for operators.
+    reuse_port: bool = False
+    # Sharing (issue 7): shares and home invitations one person may create, as a bucket:
+    # share_create_burst at once, then share_create_per_hour (429 with Retry-After), and
+    # invitation messages one contact may receive per day (more are not sent; the share
+    # is made all the same, so the answer says nothing about the contact).
+    share_create_burst: int = Field(default=30, ge=1, le=10_000)
+    share_create_per_hour: float = Field(default=30.0, gt=0, le=100_000)
+    share_invites_per_contact_per_day: int = Field(default=5, ge=1, le=1000)
 
     @field_validator("database_url")
     @classmethod
@@ -209,6 +257,24 @@ class Settings(BaseModel):
             loopback = re.match(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?/", self.sms_url)
             if not self.sms_url.startswith("https://") and not loopback:
                 raise ValueError("sms_url must be https:// (plain http only on loopback)")
+        return self
+
+    @model_validator(mode="after")
+    def _check_workers(self) -> Settings:
+        if self.bus_url is not None and not self.bus_url.startswith(("nats://", "tls://")):
+            raise ValueError("bus_url must be a nats:// or tls:// URL")
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}", self.bus_prefix):
+            raise ValueError("bus_prefix must be dot-separated tokens of A-Z a-z 0-9 _ -")
+        if self.workers > 1:
+            if self.bus_url is None:
+                raise ValueError(
+                    "workers > 1 needs bus_url (a NATS server, e.g. nats://127.0.0.1:4222)"
+                )
+            if self.is_sqlite:
+                raise ValueError(
+                    "workers > 1 needs PostgreSQL: SQLite is one file for one process "
+                    "(docs/operations.md, Several workers)"
+                )
         return self
 
     @property

@@ -39,6 +39,8 @@ from heslock.ras.api.routers import oauth as oauth_routes
 from heslock.ras.api.routers import registrations as ddms_registrations
 from heslock.ras.api.routers import sessions as udms_sessions
 from heslock.ras.api.routers import sharing as sharing_routes
+from heslock.ras.api.routers import webhooks as webhook_routes
+from heslock.ras.api.routers import xmpp_logins as xmpp_login_routes
 from heslock.ras.keystore import Keystore
 from heslock.ras.passwords import PasswordHasher
 from heslock.ras.services.access import Authenticator
@@ -49,6 +51,7 @@ from heslock.ras.services.geofence import service as geofence_service
 from heslock.ras.services.oauth import store as oauth_store
 from heslock.ras.services.sharing import accounts as sharing_accounts
 from heslock.ras.services.udms import Udms, UdmsAuthenticator
+from heslock.ras.services.xmppusers import logins as xmpp_logins
 from heslock.ras.settings import Settings
 from heslock.ras.store import create_engine, create_sessionmaker
 
@@ -102,6 +105,8 @@ def create_app(
     # The LockBus to the gateways (heslock.ras.relay); set by RasServer(relay=True) or a
     # test. None: remote commands answer 503 (no relay runs in this process).
     app.state.bus = None
+    # Closes a revoked XMPP login's live session; RasServer(relay=True) sets the relay's.
+    app.state.xmpp_logins = xmpp_logins.NoLoginSessions()
     # Account deletion: first the feed forgets the person's events (before their locks go).
     app.state.udms.deletion_hooks.append(feed_accounts.release_account)
     # Account deletion revokes every grant: DDMS releases locks, gateways, registrations.
@@ -112,6 +117,8 @@ def create_app(
     app.state.udms.deletion_hooks.append(geofence_service.release_account)
     # ... and third-party access ends: their grants to apps, and their own apps.
     app.state.udms.deletion_hooks.append(oauth_store.release_account)
+    # ... and their XMPP logins are deleted (live sessions close at the relay's sweep).
+    app.state.udms.deletion_hooks.append(xmpp_logins.release_account)
     # ... and last, the feed drops what those hooks just published about the person.
     app.state.udms.deletion_hooks.append(feed_accounts.forget_pending)
     problems.install_handlers(app)
@@ -131,4 +138,6 @@ def create_app(
     app.include_router(geofence_routes.router)  # fences, location, arrivals (issue 7)
     app.include_router(oauth_routes.router)  # OAuth 2.0 authorisation server (issue 8)
     app.include_router(oauth_routes.apps)  # apps and the grants users gave them (issue 8)
+    app.include_router(webhook_routes.router)  # apps' signed webhooks (issue 8)
+    app.include_router(xmpp_login_routes.router)  # people's XMPP logins (issue 7)
     return app

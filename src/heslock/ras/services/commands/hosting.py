@@ -18,7 +18,20 @@
 - gateway and lock online/offline become feed events
   (:class:`~heslock.ras.services.feed.monitor.ConnectivityMonitor`, subscribed before the
   endpoint listens, stopped first), and old feed events are swept
-  (:class:`~heslock.ras.services.feed.retention.RetentionSweeper`).
+  (:class:`~heslock.ras.services.feed.retention.RetentionSweeper`);
+- third-party apps' webhooks are delivered from the feed
+  (:class:`~heslock.ras.services.webhooks.dispatcher.WebhookDispatcher`), and expired
+  OAuth codes, tickets and old tokens are swept
+  (:class:`~heslock.ras.services.oauth.sweep.OAuthSweeper`); both stop gracefully
+  (an attempt or a batch in progress finishes first).
+- people's XMPP logins receive their live events as headline messages, resume with an
+  IQ, and lose their session when revoked
+  (:class:`~heslock.ras.services.xmppusers.delivery.PersonEvents`, started before the
+  endpoint listens, stopped right after the connectivity monitor).
+- with ``bus_url`` set (several processes, issue 9) the bus is a
+  :class:`~heslock.ras.relay.natsbus.NatsBus` (connected before the endpoint listens,
+  closed after it stopped, so its gateways' offline notices reach the others), and the
+  connectivity monitor runs in the elected leader only (:mod:`heslock.ras.leader`).
 
 Start order: the event ingest and the reconciler subscribe before the endpoint listens
 (no event, presence or scan notice is missed). Stop order: the reconciler first (its
@@ -38,14 +51,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from heslock.errors import UsageError
 from heslock.ras.keystore import Keystore
+from heslock.ras.leader import Leadership
 from heslock.ras.relay import LocalBus, RelayEndpoint
+from heslock.ras.relay.natsbus import ClusterGatewaySessions, NatsBus
 from heslock.ras.services.commands.events import EventIngest
 from heslock.ras.services.commands.reconcile import Reconciler
 from heslock.ras.services.ddms.runtime import Clock, RelayGatewaySessions
 from heslock.ras.services.feed.monitor import ConnectivityMonitor
 from heslock.ras.services.feed.retention import RetentionSweeper
 from heslock.ras.services.geofence.retention import run_retention as run_location_retention
+from heslock.ras.services.oauth.sweep import OAuthSweeper
 from heslock.ras.services.scs.credentials import ScsCredentialStore
+from heslock.ras.services.webhooks.dispatcher import WebhookDispatcher
+from heslock.ras.services.xmppusers.delivery import PersonEvents
 from heslock.ras.settings import Settings
 from heslock.ras.tls import server_context
 from heslock.xmpp import ServerConfig
@@ -71,6 +89,7 @@ def server_config(settings: Settings) -> ServerConfig:
         starttls_port=settings.xmpp_port,
         direct_tls_port=settings.xmpp_direct_tls_port,
         certificate_der=certificate_der(settings),
+        reuse_port=settings.reuse_port,  # the workers of `ras serve --workers N` share it
     )
 
 
@@ -88,8 +107,17 @@ class RelayHost:
         self.endpoint = RelayEndpoint(
             server_config(settings), ScsCredentialStore(sessionmaker, settings.domain)
         )
-        self.bus = LocalBus(self.endpoint)
-        self.gateway_sessions = RelayGatewaySessions(self.endpoint)
+        # Several processes (issue 9): gateways held by the others are reached over NATS.
+        self.bus: LocalBus | NatsBus = (
+            NatsBus(self.endpoint, settings.bus_url, prefix=settings.bus_prefix)
+            if settings.bus_url
+            else LocalBus(self.endpoint)
+        )
+        self.gateway_sessions: RelayGatewaySessions | ClusterGatewaySessions = RelayGatewaySessions(
+            self.endpoint
+        )
+        if isinstance(self.bus, NatsBus):  # the session may live in another process
+            self.gateway_sessions = ClusterGatewaySessions(self.gateway_sessions, self.bus)
         self.events = EventIngest(self.bus, sessionmaker, keystore, clock)
         self.reconciler = Reconciler(self.bus, sessionmaker, keystore, clock)
         # Live events: gateway and lock online/offline, and the feed's retention sweep.
@@ -100,6 +128,25 @@ class RelayHost:
         self.clock = clock
         self._location_stop = asyncio.Event()
         self._location_task: asyncio.Task[None] | None = None
+        # Third-party apps (issue 8): webhook deliveries from the durable feed, and the
+        # OAuth housekeeping sweep (expired codes, tickets, old tokens).
+        self.webhooks = WebhookDispatcher(sessionmaker, keystore, settings, clock)
+        self.oauth_sweep = OAuthSweeper(
+            sessionmaker,
+            clock,
+            every_s=settings.oauth_sweep_every_s,
+            token_keep_days=settings.oauth_token_keep_days,
+        )
+        # People's XMPP logins (issue 7): their live events as headline messages, the
+        # resume IQ, and revoked logins' sessions closed (also the app's LoginSessions).
+        self.person_events = PersonEvents(self.endpoint, sessionmaker, clock)
+        # Once per cluster (issue 9): the connectivity monitor decides "changed" from the
+        # last stored feed event, so with a bus it runs in the elected leader only
+        # (heslock.ras.leader); the others' tasks are safe in every process
+        # (docs/operations.md, "Several workers").
+        self.leadership = Leadership(
+            sessionmaker.kw["bind"], "connectivity", self.connectivity.start, self.connectivity.stop
+        )
 
     @property
     def port(self) -> int:
@@ -109,12 +156,25 @@ class RelayHost:
     async def start(self) -> None:
         self.events.start()
         self.reconciler.start()
-        self.connectivity.start()
+        if isinstance(self.bus, NatsBus):
+            self.leadership.start()
+        else:
+            self.connectivity.start()
         self.retention.start()
         self._start_location_retention()
+        self.webhooks.start()
+        self.oauth_sweep.start()
+        self.person_events.start()
         try:
+            if isinstance(self.bus, NatsBus):
+                await self.bus.start()  # before the endpoint: its gateways are announced
             await self.endpoint.start()
         except BaseException:
+            await self._stop_bus()
+            await self.leadership.stop()
+            await self.person_events.stop()
+            await self.oauth_sweep.stop()
+            await self.webhooks.stop()
             await self._stop_location_retention()
             await self.retention.stop()
             await self.connectivity.stop()
@@ -126,8 +186,12 @@ class RelayHost:
     async def stop(self) -> None:
         # The connectivity monitor first: the endpoint's stop marks every gateway offline,
         # which is the RAS going away, not the gateways (heslock.ras.services.feed.monitor).
+        await self.leadership.stop()
         await self.connectivity.stop()
+        await self.person_events.stop()
         await self.retention.stop()
+        await self.webhooks.stop()
+        await self.oauth_sweep.stop()
         await self._stop_location_retention()
         try:
             await self.reconciler.stop()
@@ -135,7 +199,14 @@ class RelayHost:
             try:
                 await self.endpoint.stop()
             finally:
-                await self.events.stop()
+                try:
+                    await self.events.stop()
+                finally:
+                    await self._stop_bus()  # after the endpoint: its offline notices go out
+
+    async def _stop_bus(self) -> None:
+        if isinstance(self.bus, NatsBus):
+            await self.bus.stop()
 
     def _start_location_retention(self) -> None:
         self._location_stop.clear()

@@ -7,7 +7,9 @@
 - :mod:`.feed` — the user-visible event feed (live events, SSE ids).
 - :mod:`.geofence` — geofences, location reports (personal data), arrival suggestions.
 - :mod:`.oauth` — third-party apps, their grants, codes and tokens (TPSP, issue 8).
+- :mod:`.webhooks` — third-party apps' webhook subscriptions and delivery log (issue 8).
 - :mod:`.scs`  — security authentication support: audit log, rate-limit buckets.
+- :mod:`.xmpp` — people's XMPP logins (SCRAM verifiers only), for their live events.
 
 Secrets (factory keys, lock keys, TOTP seeds) are stored only as keystore envelopes
 (``*_enc`` columns, :mod:`heslock.ras.keystore`); passwords, codes and refresh tokens
@@ -47,6 +49,12 @@ from heslock.ras.store.models.udms import (
     User,
     UserSession,
 )
+from heslock.ras.store.models.webhooks import (
+    WebhookDelivery,
+    WebhookState,
+    WebhookSubscription,
+)
+from heslock.ras.store.models.xmpp import XmppLogin
 
 __all__ = [
     "AccessToken",
@@ -86,4 +94,8 @@ __all__ = [
     "TotpSecret",
     "User",
     "UserSession",
+    "WebhookDelivery",
+    "WebhookState",
+    "WebhookSubscription",
+    "XmppLogin",
 ]
