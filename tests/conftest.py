@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sys
 from collections.abc import AsyncIterator
 
 import pytest
@@ -29,6 +30,14 @@ def require_service(name: str, host: str, port: int) -> None:
         if IN_CI:
             pytest.fail(f"{message}; it is mandatory when CI=true")
         pytest.skip(f"{message}; start it, or run under CI=true to make this test mandatory")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Drop the PostgreSQL databases and templates the tests left for the end (each
+    pytest-xdist worker its own; see ``tests.support.drop_database_at_end``)."""
+    support = sys.modules.get("tests.support")  # not imported: nothing was registered
+    if support is not None:
+        support.cleanup_at_session_end()
 
 
 @pytest.fixture(autouse=True)

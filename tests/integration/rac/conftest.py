@@ -31,14 +31,14 @@ from heslock.protocol import DeviceId
 from heslock.protocol.makers import MakerProfile
 from heslock.rac import AsyncRasClient, GatewayCredentials, MemoryTokenStore
 from heslock.ras.api import create_app
-from heslock.ras.bootstrap import InitResult, initialise
+from heslock.ras.bootstrap import InitResult
 from heslock.ras.relay import PresenceNotice, ScanNotice
 from heslock.ras.server import RasServer
 from heslock.ras.services.commands.hosting import RelayHost
 from heslock.ras.services.udms.senders import outbox_path
 from heslock.ras.settings import Settings, load_settings
 from heslock.xmpp import Jid
-from tests.integration.ras.conftest import CHEAP_ARGON2
+from tests.integration.ras.conftest import CHEAP_ARGON2, initialise_from_template
 from tests.support import Inbox, lock_on_air
 
 PASSWORD = "plum tart on a windy tuesday"
@@ -203,7 +203,7 @@ async def system(tmp_path: Path) -> AsyncIterator[System]:
         },
         env={},
     )
-    admin = await initialise(settings, ADMIN_EMAIL)
+    admin = await initialise_from_template(settings, ADMIN_EMAIL)
     server = RasServer(settings, create_app(settings), relay=True)
     await server.start()
     rig = System(settings, server, admin)

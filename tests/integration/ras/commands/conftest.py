@@ -35,7 +35,6 @@ from heslock.bsld.peripheral import LockPeripheral
 from heslock.protocol import DeviceId
 from heslock.protocol.makers import MakerProfile
 from heslock.ras.api import create_app
-from heslock.ras.bootstrap import initialise
 from heslock.ras.relay import LockBus, LockEventNotice, PresenceNotice, ScanNotice
 from heslock.ras.server import RasServer
 from heslock.ras.services.access import Principal, PrincipalKind
@@ -45,7 +44,7 @@ from heslock.ras.store import create_engine, create_sessionmaker
 from heslock.ras.store.models import User
 from heslock.ras.tls import client_context
 from heslock.xmpp import Jid
-from tests.integration.ras.conftest import CHEAP_ARGON2
+from tests.integration.ras.conftest import CHEAP_ARGON2, initialise_from_template
 from tests.support import Inbox, TokenTable, auth, lock_on_air
 
 WAIT_S = 10.0
@@ -299,7 +298,7 @@ async def rig(tmp_path: Path, database_url: str) -> AsyncIterator[Rig]:
         },
         env={},
     )
-    init = await initialise(settings, "admin@localhost")
+    init = await initialise_from_template(settings, "admin@localhost")
     engine = create_engine(settings.database_url)
     ids = {"admin": uuid.UUID(init.admin_id)}
     try:

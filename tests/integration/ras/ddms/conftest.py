@@ -26,7 +26,6 @@ from heslock.bsld import LockClock, SimulatedLock
 from heslock.bsld.manufacturer import FactoryRecord, dumps, generate
 from heslock.protocol import Profile
 from heslock.ras.api import create_app
-from heslock.ras.bootstrap import initialise
 from heslock.ras.keystore import Keystore
 from heslock.ras.server import RasServer
 from heslock.ras.services.access import Principal, PrincipalKind
@@ -34,7 +33,7 @@ from heslock.ras.settings import Settings, load_settings
 from heslock.ras.store import create_engine, create_sessionmaker
 from heslock.ras.store.models import AuditRecord, User
 from heslock.ras.tls import client_context
-from tests.integration.ras.conftest import CHEAP_ARGON2
+from tests.integration.ras.conftest import CHEAP_ARGON2, initialise_from_template
 from tests.support import TokenTable, auth
 
 #: RFC 7677's minimum: the cheapest iteration count the settings accept.
@@ -187,7 +186,7 @@ async def ras(tmp_path: Path, database_url: str) -> AsyncIterator[Ras]:
         },
         env={},
     )
-    init = await initialise(settings, "admin@localhost")
+    init = await initialise_from_template(settings, "admin@localhost")
     engine = create_engine(settings.database_url)
     ids = {"admin": uuid.UUID(init.admin_id)}
     async with create_sessionmaker(engine)() as session, session.begin():

@@ -25,12 +25,12 @@ import httpx
 import pytest
 
 from heslock.ras.api import create_app
-from heslock.ras.bootstrap import initialise
 from heslock.ras.keystore import LOCK_KEY, Keystore
 from heslock.ras.server import RasServer
 from heslock.ras.store import create_engine, create_sessionmaker
 from heslock.ras.store.models import Device, DeviceStatus, Lock
 from heslock.ras.tls import client_context
+from tests.integration.ras.conftest import initialise_from_template
 from tests.integration.ras.udms.conftest import ADMIN_EMAIL, Ras, bearer, make_settings, new_email
 
 REDIRECT = "https://app.example.net/callback"
@@ -280,7 +280,7 @@ def dict_list(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
 @pytest.fixture
 async def rig(tmp_path: Path, database_url: str) -> AsyncIterator[OAuthRig]:
     settings = make_settings(tmp_path, database_url)
-    admin = await initialise(settings, ADMIN_EMAIL)
+    admin = await initialise_from_template(settings, ADMIN_EMAIL)
     server = RasServer(settings, create_app(settings))
     await server.start()
     engine = create_engine(settings.database_url)

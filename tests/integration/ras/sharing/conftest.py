@@ -24,7 +24,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from heslock.ras.api import create_app
-from heslock.ras.bootstrap import initialise
 from heslock.ras.keystore import Keystore
 from heslock.ras.services.access import Principal, PrincipalKind
 from heslock.ras.settings import load_settings
@@ -39,7 +38,7 @@ from heslock.ras.store.models import (
     Lock,
     User,
 )
-from tests.integration.ras.conftest import CHEAP_ARGON2
+from tests.integration.ras.conftest import CHEAP_ARGON2, initialise_from_template
 from tests.support import TokenTable, auth
 
 #: The people of these tests: owner, home admin, member, guest, stranger, RAS admin.
@@ -198,7 +197,7 @@ async def rig(tmp_path: Path, database_url: str) -> AsyncIterator[Rig]:
         },
         env={},
     )
-    await initialise(settings, "root@localhost")
+    await initialise_from_template(settings, "root@localhost")
     tokens = TokenTable()
     app = create_app(
         settings, authenticator=tokens, keystore=Keystore.from_files(settings.master_key_file)

@@ -21,14 +21,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from heslock.ras.api import create_app
-from heslock.ras.bootstrap import InitResult, initialise
+from heslock.ras.bootstrap import InitResult
 from heslock.ras.server import RasServer
 from heslock.ras.services.udms.senders import outbox_path
 from heslock.ras.settings import Settings, load_settings
 from heslock.ras.store import create_engine
 from heslock.ras.store.models import AuditRecord
 from heslock.ras.tls import client_context
-from tests.integration.ras.conftest import CHEAP_ARGON2
+from tests.integration.ras.conftest import CHEAP_ARGON2, initialise_from_template
 
 BODY_LIMIT = 8192
 #: Small limits so throttling is reached in a few requests (account > 5 code attempts).
@@ -153,7 +153,7 @@ def make_settings(tmp_path: Path, database_url: str, **extra: Any) -> Settings:
 @pytest.fixture
 async def ras(tmp_path: Path, database_url: str) -> AsyncIterator[Ras]:
     settings = make_settings(tmp_path, database_url)
-    admin = await initialise(settings, ADMIN_EMAIL)
+    admin = await initialise_from_template(settings, ADMIN_EMAIL)
     server = RasServer(settings, create_app(settings))
     await server.start()
     engine = create_engine(settings.database_url)
