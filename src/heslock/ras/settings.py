@@ -98,6 +98,9 @@ class Settings(BaseModel):
     xmpp_port: int = Field(default=5222, ge=0, le=65535)
     #: Direct TLS (XEP-0368) for gateways, which default to it; 0 picks a free port.
     xmpp_direct_tls_port: int = Field(default=5223, ge=0, le=65535)
+    #: XMPP connections negotiating (TLS, SASL, bind) at once; more wait in the listen
+    #: backlog (reconnect storms; heslock.xmpp.limits.MAX_PENDING_LOGINS, docs/operations.md).
+    xmpp_max_pending_logins: int = Field(default=256, ge=1, le=100_000)
 
     tls_cert: Path
     tls_key: Path

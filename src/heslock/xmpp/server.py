@@ -58,6 +58,25 @@ closed), one silent for a whole ``ping_interval`` gets an XEP-0199 ping, and one
 silent an interval later is closed with ``connection-timeout``. No per-session timer or
 task is held once a session is bound (memory per held gateway, issue 9).
 
+Admission control (the reconnect storm)
+---------------------------------------
+After a RAS restart every gateway reconnects at once. Accepting them all would start a TLS
+handshake and a SCRAM exchange on each; one core shares itself between thousands, none
+finishes within ``auth_timeout``, every client is timed out and comes back, and nobody ever
+binds. So at most ``max_pending_logins`` connections (:class:`ServerConfig`) are
+*negotiating* at once: accepted and not yet bound or closed (:class:`PendingLogins`).
+
+At the cap the server stops calling ``accept``: the excess waits in the kernel's listen
+backlog (:data:`LISTEN_BACKLOG`), where it costs no CPU, no memory of ours and no timer.
+Each listener is a plain non-blocking socket served by an accept task of ours
+(``loop.sock_accept`` + ``loop.connect_accepted_socket``, public API on every event loop,
+uvloop included); ``asyncio.Server`` cannot pause accepting, and taking its listening fd
+out of the selector (``remove_reader``) would depend on the loop's internals. The
+authentication timer starts in ``connection_made``, i.e. when the server takes the
+connection out of the backlog and starts working on it, never while it waits there. A
+slot frees when its session binds or closes; bound sessions are not counted and never
+wait. :attr:`XmppServer.stats` exposes the count and its peak.
+
 Latency: asyncio sets TCP_NODELAY on every TCP transport it creates, so small stanzas
 leave at once (Nagle off, issue 9). Output is batched: while one input chunk is processed,
 sessions only queue what they send; each flushes once at the end (:meth:`batch_end`), one
@@ -67,10 +86,16 @@ TLS record and one ``send`` each.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import errno
+import functools
 import inspect
 import logging
+import os
 import secrets
+import socket
 import ssl
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
@@ -87,7 +112,7 @@ from heslock.xmpp.errors import (
     StreamErrorCondition,
 )
 from heslock.xmpp.jid import Jid, JidMalformed
-from heslock.xmpp.limits import SourceThrottle
+from heslock.xmpp.limits import MAX_PENDING_LOGINS, PendingLogins, SourceThrottle
 from heslock.xmpp.sasl import (
     CHANNEL_BINDING_TYPE,
     MECH_SCRAM,
@@ -128,6 +153,12 @@ SHUTDOWN_GRACE_S: Final = 5.0
 #: Listen backlog: a reconnect storm of thousands of gateways after a RAS restart must not
 #: overflow the kernel's accept queue.
 LISTEN_BACKLOG: Final = 4096
+#: How long an accept task pauses when the process is out of file descriptors or memory
+#: (asyncio's own accept loop does the same), instead of spinning on the error.
+ACCEPT_RETRY_S: Final = 1.0
+_ACCEPT_RESOURCE_ERRORS: Final = frozenset(
+    {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+)
 
 _TAG_IQ = f"{{{NS_CLIENT}}}iq"
 _TAG_MESSAGE = f"{{{NS_CLIENT}}}message"
@@ -235,6 +266,51 @@ class ServerConfig:
     max_stanza_bytes: int = MAX_STANZA_BYTES
     #: Let several worker processes share the ports (issue 9, item 3).
     reuse_port: bool = False
+    #: Connections negotiating (TLS, SASL, bind) at once; beyond it the kernel's listen
+    #: backlog holds them (module docstring, "Admission control").
+    max_pending_logins: int = MAX_PENDING_LOGINS
+
+
+@dataclass(frozen=True, slots=True)
+class ServerStats:
+    """A snapshot of the endpoint's load (for metrics and tests)."""
+
+    #: Accepted connections, negotiating or bound.
+    connections: int
+    #: Bound sessions.
+    sessions: int
+    #: Connections negotiating now (accepted, not yet bound), at most ``max_pending_logins``.
+    pending_logins: int
+    #: The most ever negotiating at once since :meth:`XmppServer.start`.
+    pending_logins_peak: int
+    max_pending_logins: int
+    #: How often the cap was reached and accepting stopped (a reconnect storm shows here).
+    accept_pauses: int
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None (another platform or libc, e.g. musl)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim
+
+
+def release_free_memory() -> None:
+    """Give freed heap pages back to the OS (glibc keeps them otherwise); never fails."""
+    trim = _malloc_trim()
+    if trim is None:
+        return
+    try:
+        trim(0)
+    except OSError:  # pragma: no cover - defensive: a foreign call must not stop the sweep
+        logger.debug("malloc_trim failed", exc_info=True)
 
 
 class XmppServer:
@@ -271,8 +347,11 @@ class XmppServer:
         )
         self.ports: dict[str, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._listeners: list[asyncio.Server] = []
+        self._listeners: list[socket.socket] = []
+        self._acceptors: list[asyncio.Task[None]] = []
         self._connections: set[C2SSession] = set()
+        self._negotiating: PendingLogins[C2SSession] = PendingLogins(config.max_pending_logins)
+        self._slot_free = asyncio.Event()
         self._sessions: dict[str, C2SSession] = {}  # full JID -> bound session
         self._accounts: dict[str, C2SSession] = {}  # bare JID -> bound session
         self._pending: dict[str, tuple[asyncio.Future[Element], str]] = {}
@@ -298,22 +377,27 @@ class XmppServer:
         """Bind the listeners; :attr:`ports` then holds the actual port numbers."""
         self._loop = loop = asyncio.get_running_loop()
         config = self.config
-        for name, port, direct in (
-            ("starttls", config.starttls_port, False),
-            ("direct_tls", config.direct_tls_port, True),
-        ):
-            if port is None:
-                continue
-            server = await loop.create_server(
-                lambda direct=direct: C2SSession(self, direct),
-                config.host,
-                port,
-                backlog=LISTEN_BACKLOG,
-                reuse_port=config.reuse_port or None,
-            )
-            self._listeners.append(server)
-            self.ports[name] = server.sockets[0].getsockname()[1]
+        listening: list[tuple[str, socket.socket, bool]] = []
+        try:
+            for name, port, direct in (
+                ("starttls", config.starttls_port, False),
+                ("direct_tls", config.direct_tls_port, True),
+            ):
+                if port is None:
+                    continue
+                sockets = await _listen(loop, config.host, port, config.reuse_port)
+                listening.extend((name, sock, direct) for sock in sockets)
+                self.ports[name] = sockets[0].getsockname()[1]
+        except BaseException:
+            for _, sock, _ in listening:
+                sock.close()
+            raise
         self._running = True
+        for name, sock, direct in listening:
+            self._listeners.append(sock)
+            self._acceptors.append(
+                loop.create_task(self._accept(sock, direct), name=f"xmpp-accept-{name}")
+            )
         self._sweep_handle = loop.call_later(config.ping_interval / SWEEPS_PER_PING, self._sweep)
         logger.info("XMPP endpoint for %s listening on %s", config.domain, self.ports)
 
@@ -322,8 +406,13 @@ class XmppServer:
         if not self._running:
             return
         self._running = False
+        for acceptor in self._acceptors:
+            acceptor.cancel()
+        await asyncio.gather(*self._acceptors, return_exceptions=True)
+        self._acceptors.clear()
         for listener in self._listeners:
-            listener.close()
+            listener.close()  # what still waits in the backlog is refused
+        self._listeners.clear()
         if self._sweep_handle is not None:
             self._sweep_handle.cancel()
         for task in list(self._tasks):
@@ -331,9 +420,6 @@ class XmppServer:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._close_connections(text)
-        for listener in self._listeners:
-            await listener.wait_closed()
-        self._listeners.clear()
         for future, _ in self._pending.values():
             if not future.done():
                 future.set_exception(ServerClosed("the XMPP server stopped"))
@@ -354,6 +440,71 @@ class XmppServer:
                 if session.transport is not None:
                     session.transport.abort()
 
+    @property
+    def stats(self) -> ServerStats:
+        """The endpoint's load now (connections, sessions, logins negotiating)."""
+        negotiating = self._negotiating
+        return ServerStats(
+            connections=len(self._connections),
+            sessions=len(self._sessions),
+            pending_logins=len(negotiating),
+            pending_logins_peak=negotiating.peak,
+            max_pending_logins=negotiating.cap,
+            accept_pauses=negotiating.full_count,
+        )
+
+    # --- admission (module docstring, "Admission control") -------------------------------
+
+    async def _accept(self, listener: socket.socket, direct: bool) -> None:
+        """Accept connections on ``listener`` while fewer than the cap are negotiating."""
+        while True:
+            try:
+                await self._accept_one(listener, direct)
+            except Exception:  # a listener that stops accepting is an outage: never end
+                logger.exception("accepting an XMPP connection failed")
+                await asyncio.sleep(ACCEPT_RETRY_S)
+
+    async def _accept_one(self, listener: socket.socket, direct: bool) -> None:
+        loop = self.loop
+        await self._wait_for_slot()
+        try:
+            sock, _ = await loop.sock_accept(listener)
+        except OSError as exc:
+            if exc.errno in _ACCEPT_RESOURCE_ERRORS:
+                logger.warning("cannot accept XMPP connections: %s", exc)
+                await asyncio.sleep(ACCEPT_RETRY_S)
+            return  # e.g. ECONNABORTED: that client is gone, the next one may not be
+        try:
+            # The other listener may have taken the last slot while we waited in accept:
+            # this connection waits here, unread and with no timer, as in the backlog.
+            await self._wait_for_slot()
+        except BaseException:
+            sock.close()
+            raise
+        session = C2SSession(self, direct)
+        self._negotiating.admit(session)
+        try:
+            await loop.connect_accepted_socket(functools.partial(_same, session), sock)
+        except (OSError, ValueError) as exc:  # the socket died under us: free its slot
+            logger.debug("accepted connection lost before it started: %s", exc)
+            sock.close()
+            self._release(session)
+
+    async def _wait_for_slot(self) -> None:
+        negotiating = self._negotiating
+        if not negotiating.full:
+            return
+        negotiating.full_count += 1
+        logger.debug("%d logins negotiating: accepting paused", len(negotiating))
+        while negotiating.full:
+            self._slot_free.clear()
+            await self._slot_free.wait()
+
+    def _release(self, session: C2SSession) -> None:
+        """``session`` stopped negotiating (bound or closed): maybe accept the next one."""
+        if self._negotiating.release(session) and not self._negotiating.full:
+            self._slot_free.set()
+
     # --- what sessions call -----------------------------------------------------------------
 
     def session_opened(self, session: C2SSession) -> None:
@@ -366,6 +517,7 @@ class XmppServer:
 
     def session_closed(self, session: C2SSession) -> None:
         """The connection is gone."""
+        self._release(session)
         self.session_finished(session)
         self._connections.discard(session)
         if self._all_closed is not None and not self._connections:
@@ -403,7 +555,8 @@ class XmppServer:
             self.session_finished(old)
         self._sessions[jid.full] = session
         self._accounts[jid.bare] = session
-        logger.info("session bound: %s (%s) from %s", jid.full, session.kind.value, session.peer)
+        self._release(session)
+        logger.debug("session bound: %s (%s) from %s", jid.full, session.kind.value, session.peer)
         if session.kind is EntityKind.PERSON and self.person_listener is not None:
             try:
                 self.person_listener.person_bound(jid, session.owner)
@@ -711,12 +864,15 @@ class XmppServer:
         period = self.config.ping_interval / SWEEPS_PER_PING
         self._sweep_handle = self.loop.call_later(period, self._sweep)
         domain = escape_attr(self.config.domain)
+        shed = 0
         self.batch_begin()
         try:
             for full, session in list(self._sessions.items()):
                 idle = session.idle = session.idle + 1
                 if idle == 1:
-                    if not session.shed():
+                    if session.shed():
+                        shed += 1
+                    else:
                         session.fail(StreamErrorCondition.CONNECTION_TIMEOUT, "stalled mid-stanza")
                 elif idle == SWEEPS_PER_PING:
                     session.send(
@@ -727,6 +883,10 @@ class XmppServer:
                     session.fail(StreamErrorCondition.CONNECTION_TIMEOUT, "no answer to ping")
         finally:
             self.batch_end()
+        if shed:
+            # The parsers just dropped were freed into glibc's arenas, which keep them:
+            # give the pages back so an idle server's resident memory actually shrinks.
+            release_free_memory()
 
     def _sasl_features(self) -> bytes:
         mechanisms = "".join(f"<mechanism>{m}</mechanism>" for m in self.mechanisms)
@@ -740,3 +900,42 @@ class XmppServer:
             f"<stream:features><mechanisms xmlns='{NS_SASL}'>{mechanisms}</mechanisms>"
             f"{binding}</stream:features>"
         ).encode()
+
+
+def _same(session: C2SSession) -> C2SSession:
+    """The protocol factory of an already-made session (:meth:`XmppServer._accept`)."""
+    return session
+
+
+async def _listen(
+    loop: asyncio.AbstractEventLoop, host: str, port: int, reuse_port: bool
+) -> list[socket.socket]:
+    """Listening sockets for ``host``:``port`` (every address it resolves to), non-blocking,
+    with a backlog of :data:`LISTEN_BACKLOG`; served by :meth:`XmppServer._accept`."""
+    infos = await loop.getaddrinfo(
+        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            if os.name == "posix":  # as asyncio: rebind at once after a restart
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                raise OSError(
+                    exc.errno, f"cannot listen on {host} port {port}: {exc.strerror}"
+                ) from None
+            sock.listen(LISTEN_BACKLOG)
+            sock.setblocking(False)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets

@@ -40,7 +40,10 @@ a stanza before binding gets ``not-authorized`` (stanzas are processed only once
 is authenticated and a resource bound, RFC 6120 sections 6 and 7); anything else out of order gets
 ``policy-violation``; an unknown top-level element after binding ``unsupported-stanza-type``.
 The authentication timer (:data:`heslock.xmpp.server.AUTH_TIMEOUT_S`) ends any session that
-has not bound a resource in time with ``connection-timeout``.
+has not bound a resource in time with ``connection-timeout``. It starts in
+``connection_made``: the server makes the session only when it admits the connection out of
+the listen backlog (:mod:`heslock.xmpp.server`, "Admission control"), so time spent queued
+there never counts against it.
 
 Writes are coalesced: while the server dispatches one input chunk, everything queued for
 any session goes out as one TLS record and one ``send`` per session at the end.
@@ -55,7 +58,7 @@ import logging
 import secrets
 import ssl
 from enum import IntEnum
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, cast
 from xml.etree.ElementTree import Element
 
 from heslock.xmpp.errors import (
@@ -252,7 +255,9 @@ class C2SSession(asyncio.Protocol):
     # --- asyncio.Protocol -------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # A cast, not an isinstance check: uvloop's transports are not asyncio.Transport
+        # subclasses, yet have the same interface.
+        transport = cast(asyncio.Transport, transport)
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]) if peer else "?"

@@ -90,6 +90,7 @@ def server_config(settings: Settings) -> ServerConfig:
         direct_tls_port=settings.xmpp_direct_tls_port,
         certificate_der=certificate_der(settings),
         reuse_port=settings.reuse_port,  # the workers of `ras serve --workers N` share it
+        max_pending_logins=settings.xmpp_max_pending_logins,
     )
 
 
