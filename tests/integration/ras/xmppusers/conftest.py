@@ -30,7 +30,6 @@ from slixmpp.xmlstream.matcher import MatchXPath
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from heslock.ras.api import create_app
-from heslock.ras.bootstrap import initialise
 from heslock.ras.server import RasServer
 from heslock.ras.services.access import Principal, PrincipalKind
 from heslock.ras.services.feed.publish import publish
@@ -52,7 +51,7 @@ from heslock.ras.store.models import (
     User,
 )
 from heslock.ras.tls import client_context
-from tests.integration.ras.conftest import CHEAP_ARGON2
+from tests.integration.ras.conftest import CHEAP_ARGON2, initialise_from_template
 from tests.integration.xmpp import slix
 from tests.support import TokenTable, auth
 
@@ -240,7 +239,7 @@ async def rig(tmp_path: Path, database_url: str) -> AsyncIterator[Rig]:
         },
         env={},
     )
-    await initialise(settings, "admin@localhost")
+    await initialise_from_template(settings, "admin@localhost")
     tokens = TokenTable()
     app = create_app(settings, authenticator=tokens)
     server = RasServer(settings, app, relay=True)
