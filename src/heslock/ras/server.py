@@ -84,6 +84,8 @@ class RasServer:
             runtime.gateway_sessions = self.relay.gateway_sessions
             # A revoked XMPP login's live session is closed here (issue 7).
             self.app.state.xmpp_logins = self.relay.person_events
+            endpoint = self.relay.endpoint
+            state.metrics.xmpp.source = lambda: endpoint.server.stats if endpoint.running else None
         context = server_context(settings.tls_cert, settings.tls_key)  # fail fast, clearly
 
         def ssl_factory(_config: uvicorn.Config, _default: Any) -> ssl.SSLContext:

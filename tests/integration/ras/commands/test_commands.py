@@ -130,6 +130,15 @@ async def test_unlock_lock_status_and_idempotent_replay(rig: Rig) -> None:
     assert 'heslock_ras_lock_commands_total{operation="status",result="ok"} 1.0' in metrics
     reused = 'heslock_ras_lock_commands_total{operation="lock",result="idempotency-key-reused"}'
     assert f"{reused} 1.0" in metrics
+    # The XMPP endpoint's load: the gateway's session is bound, no login is negotiating.
+    gauges = dict(
+        line.rsplit(" ", 1) for line in metrics.splitlines() if line.startswith("heslock_ras_xmpp_")
+    )
+    assert float(gauges["heslock_ras_xmpp_sessions"]) >= 1
+    assert float(gauges["heslock_ras_xmpp_pending_logins"]) == 0
+    max_pending = float(rig.settings.xmpp_max_pending_logins)
+    assert float(gauges["heslock_ras_xmpp_max_pending_logins"]) == max_pending
+    assert "heslock_ras_xmpp_accept_pauses_total" in gauges
 
 
 async def test_refusals_are_distinct(rig: Rig) -> None:
