@@ -142,6 +142,15 @@ def _key(at: datetime, session: str, node: str) -> tuple[datetime, str, str]:
     return (at, session, node)
 
 
+def redact_url(url: str) -> str:
+    """``url`` without user info: ``nats://user:pw@host:4222`` -> ``nats://***@host:4222``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "***" if "@" in url else url
+    userinfo, at, host = rest.rpartition("@")
+    return f"{scheme}://***@{host}" if at and userinfo else url
+
+
 class NatsBus:
     """The :class:`~heslock.ras.relay.bus.LockBus` of one process of a cluster."""
 
@@ -156,6 +165,9 @@ class NatsBus:
     ) -> None:
         self.endpoint = endpoint
         self.url = url
+        #: What logs and errors name: the URL without its user info (a NATS URL may carry
+        #: a user and password or a token: ``nats://user:secret@host:4222``).
+        self.shown_url = redact_url(url)
         self.prefix = check_prefix(prefix)
         #: This process's name on the bus (notices carry it; its own are ignored).
         self.node = node or uuid.uuid4().hex
@@ -218,7 +230,7 @@ class NatsBus:
                 )
         except (TimeoutError, OSError, nats.errors.Error) as exc:
             raise UsageError(
-                f"cannot reach the cluster bus {self.url}: {exc or 'timeout'}"
+                f"cannot reach the cluster bus {self.shown_url}: {exc or 'timeout'}"
             ) from None
         self._nc = nc
         self._subs = [
@@ -232,7 +244,7 @@ class NatsBus:
             self._queue(self._serving, gateway)
         self._resync()
         await nc.flush(timeout=int(CONNECT_TIMEOUT_S))
-        logger.info("cluster bus connected to %s as %s", self.url, self.node)
+        logger.info("cluster bus connected to %s as %s", self.shown_url, self.node)
 
     async def stop(self) -> None:
         """Publish what is still queued (offline notices), then leave the bus.
@@ -265,14 +277,14 @@ class NatsBus:
     async def _disconnected(self) -> None:
         if self._nc is None:
             return  # our own stop()
-        logger.warning("cluster bus %s: disconnected; frames to other workers fail", self.url)
+        logger.warning("cluster bus %s: disconnected; frames to other workers fail", self.shown_url)
 
     async def _reconnected(self) -> None:
-        logger.info("cluster bus %s: reconnected; resynchronising", self.url)
+        logger.info("cluster bus %s: reconnected; resynchronising", self.shown_url)
         self._resync()
 
     async def _error(self, exc: Exception) -> None:
-        logger.warning("cluster bus %s: %s", self.url, exc)
+        logger.warning("cluster bus %s: %s", self.shown_url, exc)
 
     # ------------------------------------------------------------------ LockBus
 
