@@ -9,6 +9,7 @@ the third-party app (PKCE, the token endpoint, then the RAS API with its token).
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import html
 import os
@@ -277,9 +278,10 @@ def dict_list(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
     return out
 
 
-@pytest.fixture
-async def rig(tmp_path: Path, database_url: str) -> AsyncIterator[OAuthRig]:
-    settings = make_settings(tmp_path, database_url)
+@contextlib.asynccontextmanager
+async def open_rig(tmp_path: Path, database_url: str, **overrides: Any) -> AsyncIterator[OAuthRig]:
+    """A running RAS (HTTPS only) on a migrated copy, with ``overrides`` in its settings."""
+    settings = make_settings(tmp_path, database_url, **overrides)
     admin = await initialise_from_template(settings, ADMIN_EMAIL)
     server = RasServer(settings, create_app(settings))
     await server.start()
@@ -292,3 +294,9 @@ async def rig(tmp_path: Path, database_url: str) -> AsyncIterator[OAuthRig]:
     finally:
         await engine.dispose()
         await server.stop()
+
+
+@pytest.fixture
+async def rig(tmp_path: Path, database_url: str) -> AsyncIterator[OAuthRig]:
+    async with open_rig(tmp_path, database_url) as rig:
+        yield rig

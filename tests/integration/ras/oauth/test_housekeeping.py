@@ -6,24 +6,18 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import func, select
 
-from heslock.ras.api import create_app
-from heslock.ras.server import RasServer
 from heslock.ras.services.oauth.sweep import CODE_GRACE, sweep
-from heslock.ras.store import create_engine, create_sessionmaker, utcnow
+from heslock.ras.store import create_sessionmaker, utcnow
 from heslock.ras.store.models import (
     OAuthCode,
     OAuthConsentTicket,
     OAuthToken,
     WebhookSubscription,
 )
-from heslock.ras.tls import client_context
-from tests.integration.ras.conftest import initialise_from_template
-from tests.integration.ras.oauth.conftest import App, OAuthRig
-from tests.integration.ras.udms.conftest import ADMIN_EMAIL, Ras, make_settings
+from tests.integration.ras.oauth.conftest import App, OAuthRig, open_rig
 
 pytestmark = pytest.mark.asyncio
 
@@ -36,19 +30,8 @@ THROTTLE = {
 
 @pytest.fixture
 async def tight(tmp_path: Path, database_url: str) -> AsyncIterator[OAuthRig]:
-    settings = make_settings(tmp_path, database_url, **THROTTLE)
-    admin = await initialise_from_template(settings, ADMIN_EMAIL)
-    server = RasServer(settings, create_app(settings))
-    await server.start()
-    engine = create_engine(settings.database_url)
-    try:
-        async with httpx.AsyncClient(
-            base_url=server.url, verify=client_context(settings.tls_ca), timeout=10
-        ) as client:
-            yield OAuthRig(Ras(settings, client, engine, admin, server))
-    finally:
-        await engine.dispose()
-        await server.stop()
+    async with open_rig(tmp_path, database_url, **THROTTLE) as rig:
+        yield rig
 
 
 async def count(rig: OAuthRig, model: type) -> int:
